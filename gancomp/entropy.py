@@ -252,8 +252,10 @@ def decode_categorical(data: bytes, probs: np.ndarray) -> np.ndarray:
 class AdaptiveCoder:
     """Categorical coding with per-context counts that adapt between blocks.
 
-    Symbols are coded in blocks of ``block`` symbols; every symbol of block k uses the counts
-    accumulated over blocks < k of its context (plus a prior of ``prior`` per symbol). Counts
+    Symbols are coded in blocks; every symbol of block k uses the counts accumulated over
+    blocks < k of its context (plus a prior of ``prior`` per symbol). A block is cut short
+    where a context would occur in it more often than it has been seen so far (at least 8),
+    so a new context adapts within a few symbols instead of a whole block. Counts
     are integers, so encoder and decoder build identical models without any table in the file,
     and each block is one vectorized constriction call.
     """
@@ -271,6 +273,22 @@ class AdaptiveCoder:
 
         self._enc = constriction.stream.queue.RangeEncoder()
         self._dec = None
+        self._seen = np.zeros(contexts, dtype=np.int64)
+
+    def _chunks(self, contexts: np.ndarray):
+        n, a = contexts.size, 0
+        while a < n:
+            size = self.block
+            while True:
+                c = contexts[a:a + size]
+                occ = np.bincount(c, minlength=self.contexts)
+                if size <= 8 or not (occ > np.maximum(self._seen, 8)).any():
+                    break
+                size //= 2
+            b = min(n, a + size)
+            yield a, b
+            self._seen += np.bincount(contexts[a:b], minlength=self.contexts)
+            a = b
 
     def _probs(self, ctx: np.ndarray) -> np.ndarray:
         c = self.counts[ctx].astype(np.float64)
@@ -288,8 +306,10 @@ class AdaptiveCoder:
         contexts = np.asarray(contexts, dtype=np.int64).ravel()
         if symbols.size and (symbols.min() < 0 or symbols.max() >= self.alphabet):
             raise ValueError("symbol outside the alphabet")
-        for a in range(0, symbols.size, self.block):
-            s, c = symbols[a:a + self.block], contexts[a:a + self.block]
+        if contexts.size and (contexts.min() < 0 or contexts.max() >= self.contexts):
+            raise ValueError("context outside range")
+        for a, b in self._chunks(contexts):
+            s, c = symbols[a:b], contexts[a:b]
             self._enc.encode(s, _family(), self._probs(c))
             self._update(s, c)
 
@@ -312,10 +332,12 @@ class AdaptiveCoder:
         contexts = np.asarray(contexts, dtype=np.int64).ravel()
         out = np.empty(contexts.size, dtype=np.int64)
         try:
-            for a in range(0, contexts.size, self.block):
-                c = contexts[a:a + self.block]
+            if contexts.size and (contexts.min() < 0 or contexts.max() >= self.contexts):
+                raise FormatError("context outside range (stream desync)")
+            for a, b in self._chunks(contexts):
+                c = contexts[a:b]
                 s = np.asarray(self._dec.decode(_family(), self._probs(c)), dtype=np.int64)
-                out[a:a + self.block] = s
+                out[a:b] = s
                 self._update(s, c)
         except (ValueError, RuntimeError, AssertionError) as exc:
             raise FormatError(f"entropy decoding failed: {exc}") from None

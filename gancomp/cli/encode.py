@@ -1,0 +1,76 @@
+"""``gancomp encode``: image -> .gcz."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from .common import describe_channels, note, parse_extra, spinner
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("input", metavar="INPUT")
+@click.argument("output", metavar="[OUTPUT]", required=False)
+@click.option("-c", "--codec", default="default", show_default=True,
+              help="Codec name (see `gancomp codecs`).")
+@click.option("-q", "--quality", type=float, default=None,
+              help="Quality 0..100, higher is better (codec default if omitted).")
+@click.option("--target-bpp", type=float, default=None,
+              help="Find the highest quality whose file is at most this many bits per pixel.")
+@click.option("--target-psnr", type=float, default=None,
+              help="Find the lowest quality that reaches this PSNR (dB).")
+@click.option("--ratio", type=float, default=None,
+              help="Compression ratio for codecs that take one (wavelet, gan-inversion).")
+@click.option("--colors", type=int, default=None, help="Palette size for the kmeans codec.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="Where learned codecs run their transforms (default auto).")
+@click.option("-x", "--opt", "extra", multiple=True, metavar="KEY=VALUE",
+              help="Codec-specific option (repeatable), e.g. -x loss=mse.")
+@click.option("--metadata", type=click.Choice(["none", "icc", "all"]), default="icc",
+              show_default=True, help="Metadata to keep: ICC profile, or ICC and EXIF.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@click.option("-v", "--verbose", is_flag=True, help="Report size, bpp and time on stderr.")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+def encode(input: str, output: str | None, codec: str, quality: float | None,
+           target_bpp: float | None, target_psnr: float | None, ratio: float | None,
+           colors: int | None, device: str | None, extra: tuple[str, ...], metadata: str,
+           force: bool, verbose: bool, quiet: bool) -> None:
+    """Compress INPUT (PNG, JPEG, WebP, TIFF, BMP, PPM/PGM; '-' = stdin) to OUTPUT.
+
+    OUTPUT defaults to INPUT with the suffix .gcz; '-' writes to stdout.
+    """
+    from .. import api, imageio
+
+    if output is None:
+        if input == "-":
+            output = "-"
+        else:
+            output = str(Path(input).with_suffix(".gcz"))
+    t0 = time.perf_counter()
+    img = imageio.load_image(input)
+    for n in img.notes:
+        note(f"{input}: {n}", quiet)
+    options = dict(parse_extra(extra), ratio=ratio, colors=colors, device=device)
+    if output != "-":  # fail before the (possibly slow) encode, not after
+        out = Path(output)
+        if out.exists() and not force:
+            from ..errors import InputError
+
+            raise InputError(f"{output}: exists (use --force to overwrite)")
+    with spinner(f"encoding with {codec}…", not quiet):
+        res = api.encode_array_ex(
+            img.pixels, codec, quality, target_bpp=target_bpp, target_psnr=target_psnr,
+            icc=img.icc if metadata != "none" else None,
+            exif=img.exif if metadata == "all" else None,
+            bit_depth=img.bit_depth, **options)
+    imageio.write_output(output, res.data, force=force, protect=input)
+    if verbose and not quiet:
+        h, w, c = img.pixels.shape
+        bpp = len(res.data) * 8 / (w * h)
+        q = f", quality {res.quality:.2f}" if res.quality is not None else ""
+        for n in res.notes:
+            note(n)
+        note(f"{input} ({w}x{h} {describe_channels(c)}) -> {output}: {len(res.data)} bytes, "
+             f"{bpp:.4f} bpp{q}, {time.perf_counter() - t0:.2f} s")
