@@ -91,7 +91,7 @@ class KMeansCodec(Codec):
 
     def encode(self, image: np.ndarray, quality: float | None = None, *,
                colors: int | None = None, **options: Any) -> Encoded:
-        check_options(self.name, options, set())
+        check_options(self.name, options, {"device"})  # no transforms to place: ignored
         if colors is not None and quality is not None:
             raise InputError("give either --quality or --colors for the kmeans codec, not both")
         if colors is None:

@@ -120,7 +120,7 @@ class WaveletCodec(Codec):
 
     def encode(self, image: np.ndarray, quality: float | None = None, *,
                ratio: float | None = None, **options: Any) -> Encoded:
-        check_options(self.name, options, set())
+        check_options(self.name, options, {"device"})  # no transforms to place: ignored
         if ratio is not None and quality is not None:
             raise InputError("give either --quality or --ratio for the wavelet codec, not both")
         h, w, c = image.shape
