@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("info", "info", "Show the header of .gcz files."),
     "models": ("models", "models", "List installed models."),
     "codecs": ("models", "codecs", "List available codecs."),
+    "train": ("train", "train", "Train a learned codec from a config."),
 }
 
 
