@@ -85,8 +85,19 @@ class _Runtime:
         return np.broadcast_to(np.arange(shape[0])[:, None, None], shape)
 
 
-@lru_cache(maxsize=2)
 def _runtime(model_id: str, sha: str, device: str) -> _Runtime:
+    """The loaded model ``model_id``; ModelError unless its SHA-256 starts with ``sha``."""
+    from ..weights import find
+
+    card = find(model_id)
+    if not card.sha256.startswith(sha.lower()):
+        raise ModelError(f"this file needs model {model_id!r} with SHA-256 {sha}…, "
+                         f"but the installed {model_id!r} has {card.sha256[:16]}…")
+    return _cached_runtime(model_id, card.sha256, str(card.path), card.path.stat().st_mtime, device)
+
+
+@lru_cache(maxsize=2)
+def _cached_runtime(model_id: str, sha: str, path: str, mtime: float, device: str) -> _Runtime:
     from ..weights import load
 
     arrays, _ = load(model_id, sha)

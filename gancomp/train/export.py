@@ -31,7 +31,10 @@ def _freq_row(p: np.ndarray, tail: float) -> np.ndarray:
 
 def gaussian_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(freqs (S, K), offsets (S,), log-scale thresholds (S-1,) at 2^ACT_FRAC) for SCALES."""
-    from scipy.special import ndtr  # noqa: F401  (scipy ships with scikit-image)
+    import torch
+
+    def ndtr(v: np.ndarray) -> np.ndarray:
+        return torch.special.ndtr(torch.from_numpy(v)).numpy()
 
     widths = np.ceil(SCALES * TAIL_SIGMAS).astype(np.int64) + 1
     K = 2 * int(widths.max()) + 2
