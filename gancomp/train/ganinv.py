@@ -121,9 +121,9 @@ class Trainer:
         self.opt_d.step()
         self.step += 1
         psnr = -10 * math.log10(max(float(mse.detach()), 1e-12))
-        return {"step": self.step, "loss": float(loss), "mse": float(mse), "psnr": psnr,
-                "ssim": float(ssim), "moment": float(moment), "g_adv": float(g_adv),
-                "d_loss": float(d_loss)}
+        return {"step": self.step, "loss": float(loss.detach()), "mse": float(mse.detach()), "psnr": psnr,
+                "ssim": float(ssim.detach()), "moment": float(moment.detach()), "g_adv": float(g_adv.detach()),
+                "d_loss": float(d_loss.detach())}
 
     def batch(self, data: np.ndarray, size: int) -> torch.Tensor:
         idx = self.rng.integers(0, len(data), size)
