@@ -26,6 +26,9 @@ from .common import describe_channels, note, parse_extra, spinner
 @click.option("--colors", type=int, default=None, help="Palette size for the kmeans codec.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="Where learned codecs run their transforms (default auto).")
+@click.option("--resize", is_flag=True, default=False,
+              help="Let fixed-size codecs (gan-inversion: 64x64) scale the image; decoding "
+                   "scales back to the original size.")
 @click.option("-x", "--opt", "extra", multiple=True, metavar="KEY=VALUE",
               help="Codec-specific option (repeatable), e.g. -x loss=mse.")
 @click.option("--metadata", type=click.Choice(["none", "icc", "all"]), default="icc",
@@ -35,7 +38,7 @@ from .common import describe_channels, note, parse_extra, spinner
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 def encode(input: str, output: str | None, codec: str, quality: float | None,
            target_bpp: float | None, target_psnr: float | None, ratio: float | None,
-           colors: int | None, device: str | None, extra: tuple[str, ...], metadata: str,
+           colors: int | None, device: str | None, resize: bool, extra: tuple[str, ...], metadata: str,
            force: bool, verbose: bool, quiet: bool) -> None:
     """Compress INPUT (PNG, JPEG, WebP, TIFF, BMP, PPM/PGM; '-' = stdin) to OUTPUT.
 
@@ -52,7 +55,8 @@ def encode(input: str, output: str | None, codec: str, quality: float | None,
     img = imageio.load_image(input)
     for n in img.notes:
         note(f"{input}: {n}", quiet)
-    options = dict(parse_extra(extra), ratio=ratio, colors=colors, device=device)
+    options = dict(parse_extra(extra), ratio=ratio, colors=colors, device=device,
+                   resize=True if resize else None)
     if output != "-":  # fail before the (possibly slow) encode, not after
         out = Path(output)
         if out.exists() and not force:
