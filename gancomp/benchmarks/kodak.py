@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -90,44 +89,6 @@ def plan_codecs(only: Sequence[str] | None = None) -> Plan:
     return Plan(names, quals, missing)
 
 
-def machine() -> str:
-    """One line about the machine and the library versions that produced the numbers."""
-    import numpy
-    import PIL
-    import torch
-    from PIL import features
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    libs = [f"Pillow {PIL.__version__} (libjpeg-turbo {features.version('jpg')}, "
-            f"libwebp {features.version('webp')}, OpenJPEG {features.version('jpg_2000')})"]
-    try:
-        import imagecodecs
-
-        v = dict(x.split("-", 1) for x in imagecodecs.version().split(", ") if "-" in x)
-        libs.append(f"imagecodecs {imagecodecs.__version__} (libavif {v.get('libavif')}, "
-                    f"libjxl {v.get('libjxl')})")
-    except Exception:  # noqa: BLE001 - versions are informative only
-        pass
-    try:
-        import pillow_heif
-
-        info = pillow_heif.libheif_info()
-        libs.append(f"pillow-heif {pillow_heif.__version__} (libheif {info.get('libheif')}, "
-                    f"{info.get('encoders', {}).get('x265', 'no x265')})")
-    except Exception:  # noqa: BLE001
-        pass
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with "
-            f"{torch.get_num_threads()} thread(s), numpy {numpy.__version__}, Python "
-            f"{platform.python_version()}, {platform.system()} {platform.release()}; " + "; ".join(libs))
-
-
 def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BENCHMARKS.md",
         write: bool = True, codecs: Sequence[str] | None = None, anchors_csv: str | None = None,
         json_path: str | None = None, command: str | None = None, progress: bool = True,
@@ -158,7 +119,7 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
     t0 = time.time()
     result = cmp.run(paths, runners, per_codec={k: v for k, v in plan.qualities.items()
                                                 if k in {r.name for r in runners}},
-                     progress=progress)
+                     progress=progress, log=lambda m: echo(f"bench: {m}", file=sys.stderr))
     wall = time.time() - t0
     curves = cmp.curves(result.summaries)
     published: dict[str, cmp.Curve] = {}
@@ -188,7 +149,7 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
 
     md = [f"## Kodak rate-distortion ({len(paths)} images)", "",
           f"Command: `{command}`", "",
-          f"Machine: {machine()}.", "",
+          f"Machine: {cmp.machine()}.", "",
           f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; the run took "
           f"{wall / 60:.1f} min. bpp = whole file size (container header included) x 8 / pixels; "
           "PSNR, SSIM and MS-SSIM on 8-bit RGB per image, averaged over images at each setting "
