@@ -23,17 +23,16 @@ SECTION = "kodak"
 # Qualities that put each codec's Kodak average at roughly 0.1-1.5 bpp (found by pilot runs;
 # the native settings are in the table). Codecs not listed use their own sweep_qualities().
 BENCH_QUALITIES: dict[str, list[float]] = {
-    "wavelet": [8, 14, 20, 27, 34, 42, 50],
-    "jpeg": [3, 5, 10, 20, 30, 50, 70, 80],
-    "webp": [0, 5, 15, 30, 50, 70, 80, 85],
-    "avif": [5, 10, 20, 35, 50, 60, 70, 75],
-    "heic": [10, 15, 20, 25, 30, 35, 40, 45, 50],
+    "wavelet": [12, 20, 28, 36, 44, 52, 60],
+    "jpeg": [3, 5, 10, 20, 35, 55, 75],
+    "webp": [0, 5, 15, 35, 55, 75, 85],
+    "avif": [5, 12, 22, 35, 50, 62, 72],
+    "heic": [5, 12, 20, 27, 34, 41, 48],
 }
 NATIVE_SWEEPS = {"jpeg2000": (240, 120, 80, 48, 32, 24, 16),      # compression ratio
-                 "jpegxl": (20.0, 15.0, 10.0, 7.0, 4.0, 2.5, 1.5)}  # butteraugli distance
+                 "jpegxl": (20.0, 12.0, 8.0, 5.0, 3.0, 2.0, 1.4)}  # butteraugli distance
 CLASSICAL_ORDER = ("jpeg", "webp", "jpeg2000", "avif", "jpegxl", "heic")
 PUBLISHED = ("compressai-bmshj2018-hyperprior_mse_cuda", "compressai-mbt2018-mean_mse_cuda")
-BPP_WINDOW = (0.05, 2.0)
 
 
 @dataclass
