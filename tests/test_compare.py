@@ -137,6 +137,8 @@ def test_cli_compare_writes_json_csv_plot(tmp_path):
     (["--codecs", "wavelet,nosuch"], "unknown codec 'nosuch'"),
     (["--codecs", "jpeg", "-q", "jpeg:x"], "bad quality list"),
     (["--codecs", "jpeg", "--target-bpp", "-1"], "--target-bpp"),
+    (["--codecs", "jpeg", "--json", "/nonexistent-dir/x.json"], "folder does not exist"),
+    (["--codecs", "jpeg", "--anchors", "/nonexistent-dir/a.csv"], "cannot read anchors CSV"),
 ])
 def test_cli_errors_are_one_line(args, msg):
     p = run_cli("compare", str(IMGS[0]), *args)

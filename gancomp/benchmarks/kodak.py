@@ -109,6 +109,9 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
         if images < 1:
             raise InputError(f"--images must be at least 1, got {images}")
         paths = paths[:images]
+    out = Path(out)
+    if write and not out.resolve().parent.is_dir():
+        raise InputError(f"{out.parent}: folder does not exist")
     plan = plan_codecs(codecs)
     if not plan.codecs:
         raise InputError("no codec left to benchmark")
@@ -143,7 +146,6 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
                       f"{np.median([x.enc_s for x in rs]):.3f}", f"{np.median([x.dec_s for x in rs]):.3f}",
                       f"{min(x.bpp for x in rs):.3f}-{max(x.bpp for x in rs):.3f}", r.description])
     command = command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
-    out = Path(out)
     psnr_png, ms_png = out.parent / "bench_kodak_psnr.png", out.parent / "bench_kodak_msssim.png"
 
     md = [f"## Kodak rate-distortion ({len(paths)} images)", "",
@@ -173,8 +175,6 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
     text = "\n".join(md)
     echo(text)
     if write:
-        if not out.parent.is_dir():
-            raise InputError(f"{out.parent}: folder does not exist")
         title = f"Kodak ({len(paths)} images)"
         plot(allc, psnr_png, title=title, metrics=("psnr",), xlim=(0.0, 1.6))
         plot(allc, ms_png, title=title, metrics=("ms_ssim",), xlim=(0.0, 1.6))

@@ -104,6 +104,12 @@ def compare(images: tuple[str, ...], codecs: str, quality: tuple[str, ...], targ
         raise InputError("give images or a folder (see gancomp compare --help)")
     if quality and target_bpp is not None:
         raise InputError("give either --quality or --target-bpp, not both")
+    from pathlib import Path
+
+    for opt, f in (("--json", json_path), ("--csv", csv_path), ("--plot", plot_path),
+                   ("--report", report_path if section else None)):
+        if f and not Path(f).resolve().parent.is_dir():
+            raise InputError(f"{opt} {f}: folder does not exist")
     paths = cmp.image_paths(images)
     runners = cmp.resolve_codecs(codecs.split(","), {"device": device})
     common, per = cmp.parse_qualities(quality)
@@ -154,7 +160,6 @@ def compare(images: tuple[str, ...], codecs: str, quality: tuple[str, ...], targ
         import os
         import shlex
         import sys
-        from pathlib import Path
 
         from ..anchors import label
         from ..report import write_section
