@@ -196,14 +196,15 @@ class LosslessCodec(Codec):
         h, w, c = image.shape
         nc = 1 if c == 1 else 3
         img3 = _to_canvas_order(image)
+        ctx = net.context
         ys, xs = causal.all_pixels(h, w)
         diag = causal.diagonals(h, w)
         values = img3[ys, xs].astype(np.int64)                  # (N, 3) coding order
         meds = np.empty((ys.size, 3), dtype=np.int64)
         feats = [np.empty((ys.size, net.layers[f"head{k}.0"][0].shape[1])) for k in range(nc)]
-        canvas = causal.pad(img3)
+        canvas = ctx.pad(img3)
         for a in range(0, ys.size, 32768):
-            inputs, m = causal.gather(canvas, ys[a:a + 32768], xs[a:a + 32768])
+            inputs, m = ctx.gather(canvas, ys[a:a + 32768], xs[a:a + 32768])
             meds[a:a + 32768] = m
             hid = net.trunk(inputs)
             res = values[a:a + 32768] - m
@@ -275,15 +276,15 @@ class LosslessCodec(Codec):
             source = _RangeSource(streams[0], net)
         ys, xs = causal.all_pixels(height, width)
         diag = causal.diagonals(height, width)
-        canvas = np.zeros((height + causal.PAD_TOP, width + causal.PAD_LEFT + causal.PAD_RIGHT, 3),
-                          dtype=np.int32)
+        ctx = net.context
+        canvas = ctx.canvas(height, width)
         for t in range(diag.size - 1):
             a, b = diag[t], diag[t + 1]
             yy, xx = ys[a:b], xs[a:b]
-            inputs, m = causal.gather(canvas, yy, xx)
+            inputs, m = ctx.gather(canvas, yy, xx)
             hid = net.trunk(inputs)
             res = np.zeros((b - a, 3), dtype=np.int64)
-            py, px = yy + causal.PAD_TOP, xx + causal.PAD_LEFT
+            py, px = yy + ctx.top, xx + ctx.left
             for k in range(nc):
                 out, shift = net.head(k, hid, res, None if deltas is None else deltas[k])
                 mean8, idx = net.params(m[:, k], out, shift)
@@ -295,7 +296,7 @@ class LosslessCodec(Codec):
                 res[:, k] = v - m[:, k]
         source.finish()
         return _from_canvas_order(
-            canvas[causal.PAD_TOP:, causal.PAD_LEFT:causal.PAD_LEFT + width].astype(np.uint8), nc)
+            ctx.interior(canvas, height, width).astype(np.uint8), nc)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def log_scale(idx):
 # float model (training)
 
 
-def build_float(hidden: int = 64, head: int = 32, channels: int = 3):
+def build_float(hidden: int = 64, head: int = 32, channels: int = 3, context: str = "small"):
     """The float torch predictor (imports torch lazily: coding needs only numpy)."""
     import torch
     from torch import nn
@@ -51,7 +51,8 @@ def build_float(hidden: int = 64, head: int = 32, channels: int = 3):
     class Predictor(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            nin = causal.n_inputs(channels)
+            self.context = causal.Context(causal.CONTEXTS[context])
+            nin = self.context.n_inputs(channels)
             self.trunk = nn.Sequential(nn.Linear(nin, hidden), nn.ReLU(),
                                        nn.Linear(hidden, hidden), nn.ReLU())
             self.heads = nn.ModuleList(
@@ -61,7 +62,8 @@ def build_float(hidden: int = 64, head: int = 32, channels: int = 3):
                 with torch.no_grad():
                     h[2].weight.mul_(0.1)
                     h[2].bias.copy_(torch.tensor([0.0, N_SCALES * 0.45]))
-            self.config = {"hidden": hidden, "head": head, "channels": channels}
+            self.config = {"hidden": hidden, "head": head, "channels": channels,
+                           "context": context}
 
         def forward(self, inputs, meds, targets):
             """inputs (N, nin) int-valued, meds/targets (N, C) in coding order -> per-channel
@@ -144,6 +146,7 @@ def quantize(model) -> dict[str, np.ndarray]:
         put(f"head{k}.0", hd[0], ACT_BITS)
         put(f"head{k}.1", hd[2], ACT_BITS)
     arrays["table"] = logistic_table()
+    arrays["offsets"] = np.array(model.context.offsets, dtype=np.int32)
     return arrays
 
 
@@ -153,11 +156,14 @@ class IntPredictor:
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         self.layers: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
         for key in arrays:
-            if key.endswith(".w"):
+            if key.endswith(".w") and key.count(".") >= 1:
                 name = key[:-2]
                 self.layers[name] = (np.ascontiguousarray(arrays[key].astype(np.float64).T),
                                      arrays[f"{name}.b"].astype(np.float64),
                                      int(arrays[f"{name}.shift"][0]))
+        self.context = causal.Context(arrays["offsets"] if "offsets" in arrays else causal.SMALL)
+        if self.layers["trunk0"][0].shape[0] != self.context.n_inputs(3):
+            raise ValueError("trunk input width does not match the context")
         self.channels = sum(1 for n in self.layers if n.startswith("head") and n.endswith(".0"))
         table = np.asarray(arrays["table"])
         if table.shape != (N_SCALES, MEAN_FRAC, 511) or table.min() < 1 or table.max() > 1 << 24:
@@ -233,5 +239,6 @@ def describe(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     """Architecture of a quantized predictor, for model cards."""
     t0 = arrays["trunk0.w"].shape
     return {"inputs": int(t0[1]), "hidden": int(t0[0]),
+            "neighbours": int(arrays["offsets"].shape[0]) if "offsets" in arrays else 11,
             "head": int(arrays["head0.0.w"].shape[0]),
             "channels": sum(1 for k in arrays if k.startswith("head") and k.endswith(".0.w"))}

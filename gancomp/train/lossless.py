@@ -29,9 +29,12 @@ from ..nn import causal, intmlp
 CONFIGS: dict[str, dict[str, Any]] = {
     # seconds on one core: for the test suite
     "tiny": {"hidden": 16, "head": 8, "samples": 20000, "steps": 40, "batch": 1024,
-             "lr": 3e-3, "gray_frac": 0.3, "half_res": True},
+             "lr": 3e-3, "gray_frac": 0.3, "half_res": True, "context": "small"},
     "default": {"hidden": 64, "head": 32, "samples": 3_000_000, "steps": 30000, "batch": 4096,
-                "lr": 2e-3, "gray_frac": 0.15, "half_res": True},
+                "lr": 2e-3, "gray_frac": 0.15, "half_res": True, "context": "small"},
+    # three rows of context (19 neighbours), wider trunk
+    "large": {"hidden": 80, "head": 32, "samples": 3_000_000, "steps": 30000, "batch": 4096,
+              "lr": 2e-3, "gray_frac": 0.15, "half_res": True, "context": "large"},
 }
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}
 
@@ -62,11 +65,12 @@ def _half(rgb: np.ndarray) -> np.ndarray:
 
 
 def sample_pool(files: list[Path], n: int, gray_frac: float, half_res: bool,
-                seed: int = 0) -> dict[str, np.ndarray]:
+                seed: int = 0, context: str = "small") -> dict[str, np.ndarray]:
     """Random pixel contexts from the images: inputs, MEDs, targets (coding channel order),
     and a gray flag."""
     from PIL import Image
 
+    ctx = causal.Context(causal.CONTEXTS[context])
     rng = np.random.default_rng(seed)
     variants: list[tuple[Path, bool, bool]] = []
     for f in files:
@@ -87,7 +91,7 @@ def sample_pool(files: list[Path], n: int, gray_frac: float, half_res: bool,
         h, w, _ = img.shape
         ys = rng.integers(0, h, per)
         xs = rng.integers(0, w, per)
-        inputs, meds = causal.gather(causal.pad(img), ys, xs)
+        inputs, meds = ctx.gather(ctx.pad(img), ys, xs)
         out["inputs"].append(inputs.astype(np.int16))
         out["meds"].append(meds.astype(np.int16))
         out["targets"].append(img[ys, xs])
@@ -148,11 +152,14 @@ def train(cfg: dict[str, Any], files: list[Path], log=print, seed: int = 0,
     train_files = [f for f in files if not _is_val(f)] or files
     val_files = [f for f in files if _is_val(f)] or files[:1]
     t0 = time.time()
-    pool = sample_pool(train_files, cfg["samples"], cfg["gray_frac"], cfg["half_res"], seed)
-    val = sample_pool(val_files, max(2000, cfg["samples"] // 20), 0.0, cfg["half_res"], seed + 1)
+    context = cfg.get("context", "small")
+    pool = sample_pool(train_files, cfg["samples"], cfg["gray_frac"], cfg["half_res"], seed,
+                       context)
+    val = sample_pool(val_files, max(2000, cfg["samples"] // 20), 0.0, cfg["half_res"], seed + 1,
+                      context)
     log(f"pool {pool['targets'].shape[0]} samples from {len(train_files)} images, "
         f"val {val['targets'].shape[0]} from {len(val_files)} ({time.time() - t0:.0f} s)")
-    model = intmlp.build_float(cfg["hidden"], cfg["head"])
+    model = intmlp.build_float(cfg["hidden"], cfg["head"], context=context)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     steps = cfg["steps"]
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -213,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             "data": f"{len(files)} photos under {a.data} (train/val split by file-name hash; "
                     "each also 2x box-downscaled; some as gray)",
             "steps": cfg["steps"], "results": results,
+            "command": "python -m gancomp.train.lossless " + " ".join(
+                argv if argv is not None else sys.argv[1:]),
             "note": "integer MLP predictor; discretized logistic table; see gancomp/nn/intmlp.py"}
     path = weights.save(arrays, card, Path(a.out), a.name)
     print(f"wrote {path}", flush=True)
