@@ -29,9 +29,10 @@ from ..nn import causal, intmlp
 from .base import Codec, Encoded, check_options, register
 
 CHUNK = 16384          # symbols per constriction call in the encoder
+ENC_BATCH = 4096       # pixels per network call in the encoder (cache-sized)
 FT_STEP_BITS = 7       # fine-tune updates are multiples of 2^(fw - FT_STEP_BITS) weight units
-FT_SAMPLES = 60000     # pixels the fine-tuning fits on
-FT_ITERS = 120
+FT_SAMPLES = 16384     # pixels the fine-tuning fits on
+FT_ITERS = 60
 
 
 def _family():
@@ -86,6 +87,27 @@ def _stream_order(diag: np.ndarray, nc: int) -> tuple[np.ndarray, np.ndarray]:
     return pos.ravel(), t
 
 
+def _features(net, canvas, ys, xs, values, nc):
+    """(MEDs, per-head inputs of the output layers) of the given pixels, in ENC_BATCH pieces."""
+    ctx = net.context
+    for a in range(0, ys.size, ENC_BATCH):
+        inputs, m = ctx.gather(canvas, ys[a:a + ENC_BATCH], xs[a:a + ENC_BATCH])
+        hid = net.trunk(inputs)
+        res = values[a:a + ENC_BATCH] - m
+        yield a, m, [net.head_features(k, hid, res) for k in range(nc)]
+
+
+def _predict(net, canvas, ys, xs, values, nc, deltas):
+    """Integer (mean8, scale index) arrays (N, nc) of every pixel, as the decoder gets them."""
+    mean8 = np.empty((ys.size, nc), dtype=np.int32)
+    idx = np.empty((ys.size, nc), dtype=np.int32)
+    for a, m, feats in _features(net, canvas, ys, xs, values, nc):
+        for k in range(nc):
+            out, shift = net.output(k, feats[k], None if deltas is None else deltas[k] * _step(net, k))
+            mean8[a:a + m.shape[0], k], idx[a:a + m.shape[0], k] = net.params(m[:, k], out, shift)
+    return mean8, idx
+
+
 # ---------------------------------------------------------------------------------------------
 # fine-tuning of the heads' output layers
 
@@ -121,35 +143,40 @@ def _step(net: intmlp.IntPredictor, k: int) -> float:
     return float(2 ** max(0, fw - FT_STEP_BITS))
 
 
-def _finetune(net: intmlp.IntPredictor, feats: list[np.ndarray], meds: np.ndarray,
-              values: np.ndarray, seed: int = 0) -> list[np.ndarray]:
+def _finetune(net: intmlp.IntPredictor, canvas: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+              values: np.ndarray, nc: int, seed: int = 0) -> list[np.ndarray]:
     """Fit integer updates (in units of _step) of each head's output layer to this image."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: threads only add overhead
     try:
-        return _fit(net, feats, meds, values, seed)
+        return _fit(net, canvas, ys, xs, values, nc, seed)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit(net, feats, meds, values, seed):
+def _fit(net, canvas, ys, xs, values, nc, seed):
     import torch
 
     rng = np.random.default_rng(seed)
-    n = meds.shape[0]
-    sel = rng.choice(n, min(n, FT_SAMPLES), replace=False) if n > FT_SAMPLES else np.arange(n)
+    n = ys.size
+    sel = np.sort(rng.choice(n, FT_SAMPLES, replace=False)) if n > FT_SAMPLES else np.arange(n)
+    pieces = list(_features(net, canvas, ys[sel], xs[sel], values[sel], nc))
+    meds = np.concatenate([m for _a, m, _f in pieces])
+    feats = [np.concatenate([f[k] for _a, _m, f in pieces]) for k in range(nc)]
+    values = values[sel]
     deltas = []
     for k, g in enumerate(feats):
         w, b, shift = net.layers[f"head{k}.1"]
         step = _step(net, k)
-        gt = torch.from_numpy(g[sel] / 2.0 ** intmlp.ACT_BITS)
-        base = torch.from_numpy((g[sel] @ w + b) / 2.0 ** shift)
-        md = torch.from_numpy(meds[sel, k].astype(np.float64))
-        x = torch.from_numpy(values[sel, k].astype(np.float64))
+        # float32 is enough here: the fit only proposes updates; the integer model decides
+        gt = torch.from_numpy((g / 2.0 ** intmlp.ACT_BITS).astype(np.float32))
+        base = torch.from_numpy(((g @ w + b) / 2.0 ** shift).astype(np.float32))
+        md = torch.from_numpy(meds[:, k].astype(np.float32))
+        x = torch.from_numpy(values[:, k].astype(np.float32))
         scale = step / 2.0 ** (shift - intmlp.ACT_BITS)  # real value of one update unit
-        dw = torch.zeros(w.shape[0] + 1, w.shape[1], dtype=torch.float64, requires_grad=True)
+        dw = torch.zeros(w.shape[0] + 1, w.shape[1], dtype=torch.float32, requires_grad=True)
         opt = torch.optim.Adam([dw], lr=0.5)
         for _ in range(FT_ITERS):
             out = base + (gt @ dw[:-1] + dw[-1]) * scale
@@ -200,22 +227,13 @@ class LosslessCodec(Codec):
         ys, xs = causal.all_pixels(h, w)
         diag = causal.diagonals(h, w)
         values = img3[ys, xs].astype(np.int64)                  # (N, 3) coding order
-        meds = np.empty((ys.size, 3), dtype=np.int64)
-        feats = [np.empty((ys.size, net.layers[f"head{k}.0"][0].shape[1])) for k in range(nc)]
         canvas = ctx.pad(img3)
-        for a in range(0, ys.size, 32768):
-            inputs, m = ctx.gather(canvas, ys[a:a + 32768], xs[a:a + 32768])
-            meds[a:a + 32768] = m
-            hid = net.trunk(inputs)
-            res = values[a:a + 32768] - m
-            for k in range(nc):
-                feats[k][a:a + 32768] = net.head_features(k, hid, res)
+        mean8, idx = _predict(net, canvas, ys, xs, values, nc, None)
         deltas = None
-        mean8, idx = self._params(net, feats, meds, nc, None)
         notes: list[str] = []
         if finetune:
-            cand = _finetune(net, feats, meds, values)
-            m2, i2 = self._params(net, feats, meds, nc, cand)
+            cand = _finetune(net, canvas, ys, xs, values, nc)
+            m2, i2 = _predict(net, canvas, ys, xs, values, nc, cand)
             packed = _pack_delta(cand)
             bits0 = _ideal_bits(net, mean8, idx, values[:, :nc])
             bits1 = _ideal_bits(net, m2, i2, values[:, :nc]) + 8 * len(packed)
@@ -224,7 +242,7 @@ class LosslessCodec(Codec):
             if bits1 < bits0 or finetune == "always":
                 deltas, mean8, idx = cand, m2, i2
         pos, _t = _stream_order(diag, nc)
-        sym = np.empty(ys.size * nc, dtype=np.int64)
+        sym = np.empty(ys.size * nc, dtype=np.int32)
         mm = np.empty_like(sym)
         ii = np.empty_like(sym)
         sym[pos] = values[:, :nc].ravel()
@@ -239,15 +257,6 @@ class LosslessCodec(Codec):
         params = {"e": int(entropy == "huffman"), "f": int(deltas is not None)}
         streams = [coded, _pack_delta(deltas) if deltas is not None else b"", table]
         return Encoded(params, streams, model_id=model_id, model_sha256=sha, notes=notes)
-
-    @staticmethod
-    def _params(net, feats, meds, nc, deltas):
-        mean8 = np.empty((meds.shape[0], nc), dtype=np.int64)
-        idx = np.empty_like(mean8)
-        for k in range(nc):
-            out, shift = net.output(k, feats[k], None if deltas is None else deltas[k] * _step(net, k))
-            mean8[:, k], idx[:, k] = net.params(meds[:, k], out, shift)
-        return mean8, idx
 
     # -- decoder ---------------------------------------------------------------------------
 
