@@ -81,6 +81,7 @@ class Runner:
     native: Callable[[float], float] | None = None
     native_name: str = "quality"
     integer_quality: bool = False
+    requested: str = ""             # the name the user typed (e.g. "default", "jxl")
 
 
 def _gancomp_runner(name: str, options: dict[str, Any]) -> Runner:
@@ -135,6 +136,7 @@ def resolve_codecs(names: Iterable[str], options: dict[str, Any] | None = None) 
         else:
             raise InputError(f"unknown codec {n!r}; gancomp codecs: {', '.join(gancomp_names)}; "
                              f"classical: {', '.join(baselines.names())}")
+        r.requested = n
         if r.name not in seen:
             seen.add(r.name)
             runners.append(r)
@@ -264,7 +266,8 @@ def run(images: Sequence[Path], runners: Sequence[Runner], *, qualities: list[fl
         per_codec: dict[str, list[float]] | None = None, target_bpp: float | None = None,
         progress: bool = True, log: Callable[[str], None] | None = None) -> Result:
     """Measure every codec on every image, at each sweep quality or at ``target_bpp``."""
-    per_codec = dict(per_codec or {})
+    alias = {r.requested: r.name for r in runners if r.requested}
+    per_codec = {alias.get(k, k): v for k, v in (per_codec or {}).items()}
     unknown = set(per_codec) - {r.name for r in runners}
     if unknown:
         raise InputError(f"quality list for codec(s) not being compared: {', '.join(sorted(unknown))}")
@@ -285,7 +288,9 @@ def run(images: Sequence[Path], runners: Sequence[Runner], *, qualities: list[fl
     rows: list[Row] = []
     notes: list[str] = []
     with _progress(progress, total) as tick:
-        for path in images:
+        for i, path in enumerate(images):
+            if progress and log and not _isatty():
+                log(f"image {i + 1}/{len(images)}: {path.name}")  # a trace for logs
             img = load_rgb(path)
             h, w, _ = img.shape
             for r in runners:
@@ -308,6 +313,12 @@ def run(images: Sequence[Path], runners: Sequence[Runner], *, qualities: list[fl
                         metrics.compression_ratio(b), te, td, target_bpp, missed))
     codecs = [{"name": r.name, "kind": r.kind, "description": r.description} for r in runners]
     return Result(rows, aggregate(rows), codecs, [p.name for p in images], target_bpp, notes)
+
+
+def _isatty() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
 
 
 class _progress:
@@ -415,6 +426,48 @@ def bd_matrix(curves_: dict[str, Curve], anchors: Sequence[str], metric: str = "
 
 # ---------------------------------------------------------------------------- output
 
+def machine() -> str:
+    """One line about the machine and the library versions that produced the numbers."""
+    import os
+    import platform
+
+    import numpy
+    import PIL
+    import torch
+    from PIL import features
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    libs = [f"Pillow {PIL.__version__} (libjpeg-turbo {features.version('libjpeg_turbo')}, "
+            f"libwebp {features.version('webp')}, OpenJPEG {features.version('jpg_2000')})"]
+    try:
+        import imagecodecs
+
+        v = dict(x.split("-", 1) for x in imagecodecs.version().split(", ") if "-" in x)
+        libs.append(f"imagecodecs {imagecodecs.__version__} (libavif {v.get('libavif')}, "
+                    f"libjxl {v.get('libjxl')})")
+    except Exception:  # noqa: BLE001 - versions are informative only
+        pass
+    try:
+        import pillow_heif
+
+        info = pillow_heif.libheif_info()
+        libs.append(f"pillow-heif {pillow_heif.__version__} (libheif {info.get('libheif')}, "
+                    f"{info.get('encoders', {}).get('x265', 'no x265')})")
+    except Exception:  # noqa: BLE001
+        pass
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with "
+            f"{torch.get_num_threads()} thread(s), numpy {numpy.__version__}, Python "
+            f"{platform.python_version()}, {platform.system()} {platform.release()}; " + "; ".join(libs))
+
+
+
 COLUMNS = ["scheme", "MSE", "SSIM", "MS-SSIM", "PSNR", "bpp", "CR", "enc s", "dec s"]
 
 
@@ -504,3 +557,28 @@ def write_text(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def markdown_report(result: Result, command: str, bd: dict[str, dict[str, dict[str, float | None]]],
+                    bd_labels: dict[str, str], plot: str | None = None,
+                    native_name: dict[str, str] | None = None) -> str:
+    """A BENCHMARKS.md section for a compare run: command, machine, BD-rates, table, plot."""
+    what = (f"target {result.target_bpp:g} bpp per image" if result.target_bpp is not None
+            else "quality sweep")
+    md = [f"## gancomp compare: {', '.join(c['name'] for c in result.codecs)} "
+          f"({len(result.images)} images, {what})", "",
+          f"Command: `{command}`", "", f"Machine: {machine()}.", "",
+          f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Mean over images per "
+          "point; bpp from the whole file; times are medians over images of one encode and one "
+          "decode.", ""]
+    for metric, title in (("psnr", "BD-rate, PSNR"), ("ms_ssim", "BD-rate, MS-SSIM in dB")):
+        m = bd.get(metric) or {}
+        names = list(next(iter(m.values()), {}))
+        if names:
+            md += [f"### {title} (negative = fewer bits than the anchor)", "",
+                   markdown_table(["codec"] + [f"vs {bd_labels.get(a, a)}" for a in names],
+                                  bd_rows(m, names)), ""]
+    if plot:
+        md += [f"![RD curves]({plot})", ""]
+    md += ["### RD points", "", markdown_table(COLUMNS, table_rows(result.summaries, native_name))]
+    return "\n".join(md)

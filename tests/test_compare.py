@@ -109,7 +109,8 @@ def test_cli_compare_writes_json_csv_plot(tmp_path):
     p = run_cli("compare", *map(str, IMGS), "--codecs", "wavelet,jpeg,webp",
                 "-q", "wavelet:20,35,50,62,75", "-q", "jpeg:10,30,50,70,90",
                 "--json", str(out / "r.json"), "--csv", str(out / "r.csv"),
-                "--plot", str(out / "rd.png"), "--anchors", str(a), "--markdown", "--quiet")
+                "--plot", str(out / "rd.png"), "--anchors", str(a), "--markdown", "--quiet",
+                "--section", "cmp-test", "--report", str(out / "B.md"))
     assert p.returncode == 0, p.stderr
     text = p.stdout.decode()
     assert "| scheme | MSE | SSIM | MS-SSIM | PSNR | bpp | CR | enc s | dec s |" in text
@@ -125,12 +126,19 @@ def test_cli_compare_writes_json_csv_plot(tmp_path):
     assert len(rows) == len(doc["rows"]) and float(rows[0]["bpp"]) > 0
     with Image.open(out / "rd.png") as im:
         assert im.format == "PNG" and im.size[0] > 600
+    from gancomp.report import read_section
+
+    body = read_section(out / "B.md", "cmp-test")
+    assert "Command: `gancomp compare " in body and "--section cmp-test" in body
+    assert "![RD curves](rd.png)" in body and "| wavelet q=20 |" in body
 
 
 @pytest.mark.parametrize("args, msg", [
     (["--codecs", "wavelet,nosuch"], "unknown codec 'nosuch'"),
     (["--codecs", "jpeg", "-q", "jpeg:x"], "bad quality list"),
     (["--codecs", "jpeg", "--target-bpp", "-1"], "--target-bpp"),
+    (["--codecs", "jpeg", "--json", "/nonexistent-dir/x.json"], "folder does not exist"),
+    (["--codecs", "jpeg", "--anchors", "/nonexistent-dir/a.csv"], "cannot read anchors CSV"),
 ])
 def test_cli_errors_are_one_line(args, msg):
     p = run_cli("compare", str(IMGS[0]), *args)

@@ -195,3 +195,24 @@ def test_no_pickle_is_loaded(rgb, monkeypatch):
     _load_verified.cache_clear()
     out = api.decode(api.encode_array(rgb, codec="hyperprior", quality=30)).pixels
     assert out.shape == rgb.shape
+
+
+def test_synthesis_does_not_depend_on_thread_count(rgb):
+    """Float32 1x1 convolutions (GDN) sum in a thread-dependent order; the decoder must not."""
+    import torch
+
+    from gancomp.codecs import hyperprior as hp
+
+    codec, enc = _encoded(rgb)
+    model = hp._runtime(enc.model_id, enc.model_sha256, "cpu").model
+    y = torch.randn(1, model.M, 24, 32, generator=torch.Generator().manual_seed(0)) * 3
+    before = torch.get_num_threads()
+    outs = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            with torch.no_grad():
+                outs.append(model.g_s(y))
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(outs[0], o) for o in outs[1:])

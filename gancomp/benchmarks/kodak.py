@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -24,17 +23,16 @@ SECTION = "kodak"
 # Qualities that put each codec's Kodak average at roughly 0.1-1.5 bpp (found by pilot runs;
 # the native settings are in the table). Codecs not listed use their own sweep_qualities().
 BENCH_QUALITIES: dict[str, list[float]] = {
-    "wavelet": [8, 14, 20, 27, 34, 42, 50],
-    "jpeg": [3, 5, 10, 20, 30, 50, 70, 80],
-    "webp": [0, 5, 15, 30, 50, 70, 80, 85],
-    "avif": [5, 10, 20, 35, 50, 60, 70, 75],
-    "heic": [10, 15, 20, 25, 30, 35, 40, 45, 50],
+    "wavelet": [12, 20, 28, 36, 44, 52, 60],
+    "jpeg": [3, 5, 10, 20, 35, 55, 75],
+    "webp": [0, 5, 15, 35, 55, 75, 85],
+    "avif": [5, 12, 22, 35, 50, 62, 72],
+    "heic": [5, 12, 20, 27, 34, 41, 48],
 }
 NATIVE_SWEEPS = {"jpeg2000": (240, 120, 80, 48, 32, 24, 16),      # compression ratio
-                 "jpegxl": (20.0, 15.0, 10.0, 7.0, 4.0, 2.5, 1.5)}  # butteraugli distance
+                 "jpegxl": (20.0, 12.0, 8.0, 5.0, 3.0, 2.0, 1.4)}  # butteraugli distance
 CLASSICAL_ORDER = ("jpeg", "webp", "jpeg2000", "avif", "jpegxl", "heic")
 PUBLISHED = ("compressai-bmshj2018-hyperprior_mse_cuda", "compressai-mbt2018-mean_mse_cuda")
-BPP_WINDOW = (0.05, 2.0)
 
 
 @dataclass
@@ -90,44 +88,6 @@ def plan_codecs(only: Sequence[str] | None = None) -> Plan:
     return Plan(names, quals, missing)
 
 
-def machine() -> str:
-    """One line about the machine and the library versions that produced the numbers."""
-    import numpy
-    import PIL
-    import torch
-    from PIL import features
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    libs = [f"Pillow {PIL.__version__} (libjpeg-turbo {features.version('jpg')}, "
-            f"libwebp {features.version('webp')}, OpenJPEG {features.version('jpg_2000')})"]
-    try:
-        import imagecodecs
-
-        v = dict(x.split("-", 1) for x in imagecodecs.version().split(", ") if "-" in x)
-        libs.append(f"imagecodecs {imagecodecs.__version__} (libavif {v.get('libavif')}, "
-                    f"libjxl {v.get('libjxl')})")
-    except Exception:  # noqa: BLE001 - versions are informative only
-        pass
-    try:
-        import pillow_heif
-
-        info = pillow_heif.libheif_info()
-        libs.append(f"pillow-heif {pillow_heif.__version__} (libheif {info.get('libheif')}, "
-                    f"{info.get('encoders', {}).get('x265', 'no x265')})")
-    except Exception:  # noqa: BLE001
-        pass
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with "
-            f"{torch.get_num_threads()} thread(s), numpy {numpy.__version__}, Python "
-            f"{platform.python_version()}, {platform.system()} {platform.release()}; " + "; ".join(libs))
-
-
 def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BENCHMARKS.md",
         write: bool = True, codecs: Sequence[str] | None = None, anchors_csv: str | None = None,
         json_path: str | None = None, command: str | None = None, progress: bool = True,
@@ -149,6 +109,9 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
         if images < 1:
             raise InputError(f"--images must be at least 1, got {images}")
         paths = paths[:images]
+    out = Path(out)
+    if write and not out.resolve().parent.is_dir():
+        raise InputError(f"{out.parent}: folder does not exist")
     plan = plan_codecs(codecs)
     if not plan.codecs:
         raise InputError("no codec left to benchmark")
@@ -158,7 +121,7 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
     t0 = time.time()
     result = cmp.run(paths, runners, per_codec={k: v for k, v in plan.qualities.items()
                                                 if k in {r.name for r in runners}},
-                     progress=progress)
+                     progress=progress, log=lambda m: echo(f"bench: {m}", file=sys.stderr))
     wall = time.time() - t0
     curves = cmp.curves(result.summaries)
     published: dict[str, cmp.Curve] = {}
@@ -183,12 +146,11 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
                       f"{np.median([x.enc_s for x in rs]):.3f}", f"{np.median([x.dec_s for x in rs]):.3f}",
                       f"{min(x.bpp for x in rs):.3f}-{max(x.bpp for x in rs):.3f}", r.description])
     command = command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
-    out = Path(out)
     psnr_png, ms_png = out.parent / "bench_kodak_psnr.png", out.parent / "bench_kodak_msssim.png"
 
     md = [f"## Kodak rate-distortion ({len(paths)} images)", "",
           f"Command: `{command}`", "",
-          f"Machine: {machine()}.", "",
+          f"Machine: {cmp.machine()}.", "",
           f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; the run took "
           f"{wall / 60:.1f} min. bpp = whole file size (container header included) x 8 / pixels; "
           "PSNR, SSIM and MS-SSIM on 8-bit RGB per image, averaged over images at each setting "
@@ -213,8 +175,6 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
     text = "\n".join(md)
     echo(text)
     if write:
-        if not out.parent.is_dir():
-            raise InputError(f"{out.parent}: folder does not exist")
         title = f"Kodak ({len(paths)} images)"
         plot(allc, psnr_png, title=title, metrics=("psnr",), xlim=(0.0, 1.6))
         plot(allc, ms_png, title=title, metrics=("ms_ssim",), xlim=(0.0, 1.6))

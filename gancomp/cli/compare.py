@@ -65,12 +65,17 @@ def codec_listing() -> list[tuple[str, str, str]]:
               help="Where learned codecs run their transforms.")
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
               help="torch CPU threads (default: torch's choice).")
+@click.option("--section", default=None, metavar="KEY",
+              help="Also write the results as section KEY of --report (docs/BENCHMARKS.md).")
+@click.option("--report", "report_path", default="docs/BENCHMARKS.md", show_default=True,
+              metavar="FILE", help="Markdown file for --section.")
 @click.option("--list-codecs", is_flag=True, help="List the codecs compare can run and exit.")
 @click.option("--quiet", is_flag=True, help="No progress bar or notes.")
 def compare(images: tuple[str, ...], codecs: str, quality: tuple[str, ...], target_bpp: float | None,
             json_path: str | None, csv_path: str | None, markdown: bool, plot_path: str | None,
             anchors_path: str | None, anchor_methods: str | None, bd_anchors: str,
-            device: str | None, threads: int | None, list_codecs: bool, quiet: bool) -> None:
+            device: str | None, threads: int | None, section: str | None, report_path: str,
+            list_codecs: bool, quiet: bool) -> None:
     """Compare codecs on IMAGES (files or folders): a table in the layout of seed 000
     (scheme, MSE, SSIM, MS-SSIM, PSNR, bpp, CR, encode/decode seconds), BD-rates against
     JPEG and WebP, and optionally JSON, CSV and an RD plot.
@@ -83,6 +88,14 @@ def compare(images: tuple[str, ...], codecs: str, quality: tuple[str, ...], targ
     from .. import compare as cmp
     from ..errors import InputError
 
+    if section:  # fail before the run, not after it
+        from ..report import _markers
+
+        try:
+            _markers(section)
+        except ValueError:
+            raise InputError(f"bad --section key {section!r} (letters, digits, . _ -)") from None
+
     if list_codecs:
         for name, kind, desc in codec_listing():
             click.echo(f"{name:<14} {kind:<9} {desc}")
@@ -91,6 +104,12 @@ def compare(images: tuple[str, ...], codecs: str, quality: tuple[str, ...], targ
         raise InputError("give images or a folder (see gancomp compare --help)")
     if quality and target_bpp is not None:
         raise InputError("give either --quality or --target-bpp, not both")
+    from pathlib import Path
+
+    for opt, f in (("--json", json_path), ("--csv", csv_path), ("--plot", plot_path),
+                   ("--report", report_path if section else None)):
+        if f and not Path(f).resolve().parent.is_dir():
+            raise InputError(f"{opt} {f}: folder does not exist")
     paths = cmp.image_paths(images)
     runners = cmp.resolve_codecs(codecs.split(","), {"device": device})
     common, per = cmp.parse_qualities(quality)
@@ -137,3 +156,19 @@ def compare(images: tuple[str, ...], codecs: str, quality: tuple[str, ...], targ
 
         plot(dict(curves, **anchor_curves), plot_path,
              title=f"{len(paths)} image(s): {', '.join(r.name for r in runners)}")
+    if section:
+        import os
+        import shlex
+        import sys
+
+        from ..anchors import label
+        from ..report import write_section
+
+        rel = None
+        if plot_path:
+            rel = os.path.relpath(Path(plot_path).resolve(), Path(report_path).resolve().parent)
+        text = cmp.markdown_report(
+            result, shlex.join(["gancomp", *sys.argv[1:]]),
+            {"psnr": extra.get("bd_rate_psnr"), "ms_ssim": extra.get("bd_rate_ms_ssim")},
+            {a: label(a) for a in anchor_curves}, rel, native)
+        write_section(report_path, section, text)

@@ -194,7 +194,7 @@ def _fit(net, canvas, ys, xs, values, nc, seed):
 @register
 class LosslessCodec(Codec):
     name = "lossless"
-    codec_id = 6
+    codec_id = 4
     version = 1
     channels = (1, 3)
     lossless = True

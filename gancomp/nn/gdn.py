@@ -47,6 +47,12 @@ class GDN(nn.Module):
         c = x.shape[1]
         beta = _LowerBound.apply(self.beta, self._beta_bound) ** 2 - self._pedestal
         gamma = _LowerBound.apply(self.gamma, self._gamma_bound) ** 2 - self._pedestal
-        norm = F.conv2d(x * x, gamma.view(c, c, 1, 1), beta)
+        if self.training:
+            norm = F.conv2d(x * x, gamma.view(c, c, 1, 1), beta)
+        else:
+            # float32 1x1 convolutions sum in a thread-count-dependent order; in float64 the
+            # sum is far more precise than the float32 result it rounds to, so decoded pixels
+            # do not depend on the thread count
+            norm = F.conv2d((x * x).double(), gamma.double().view(c, c, 1, 1), beta.double()).float()
         norm = torch.sqrt(norm)
         return x * norm if self.inverse else x / norm

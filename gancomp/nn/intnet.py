@@ -68,16 +68,25 @@ class IntLayer:
         s = self.stride
         ho = (x.shape[1] - k) // s + 1
         wo = (x.shape[2] - k) // s + 1
-        acc = np.zeros((o, ho * wo))
+        # im2col then one matrix product; torch's BLAS (its own thread pool) rather than
+        # numpy's, whose OpenBLAS threads thrash on a busy machine. Exact either way.
+        cols = np.empty((c, k, k, ho * wo))
         for ky in range(k):
             for kx in range(k):
-                patch = x[:, ky:ky + s * (ho - 1) + 1:s, kx:kx + s * (wo - 1) + 1:s].reshape(c, -1)
-                acc += self.weight[:, :, ky, kx] @ patch
+                cols[:, ky, kx] = x[:, ky:ky + s * (ho - 1) + 1:s, kx:kx + s * (wo - 1) + 1:s].reshape(c, -1)
+        acc = _matmul(self.weight.reshape(o, -1), cols.reshape(c * k * k, -1))
         acc += self.bias[:, None]
         out = np.floor(acc / 2.0 ** (self.in_frac + self.w_frac - self.out_frac))
         if self.relu:
             out = np.maximum(out, 0)
         return np.clip(out, -ACT_LIMIT, ACT_LIMIT).reshape(o, ho, wo)
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    import torch
+
+    return torch.mm(torch.from_numpy(np.ascontiguousarray(a)),
+                    torch.from_numpy(np.ascontiguousarray(b))).numpy()
 
 
 def run(layers: list[IntLayer], x: np.ndarray) -> np.ndarray:

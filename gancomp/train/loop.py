@@ -143,7 +143,9 @@ def train(cfg: dict[str, Any], resume: bool = True, progress: bool = True) -> Pa
         if bar:
             bar.start()
         while step < total and time.time() < deadline:
-            frac = step / max(1, total)
+            frac = step / max(1, total)  # lr schedule: constant, then log-linear decay
+            if cfg["minutes"]:
+                frac = max(frac, (time.time() - t0) / (60 * cfg["minutes"]))
             lr = cfg["lr"] * (cfg["lr_final"] / cfg["lr"]) ** max(0.0, (frac - 0.5) * 2)
             for g in opt.param_groups:
                 g["lr"] = lr
