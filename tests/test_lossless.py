@@ -168,3 +168,13 @@ def test_training_refuses_kodak(tmp_path):
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(d / "kodim01.png")
     with pytest.raises(SystemExit):
         train.list_images(d)
+
+
+@pytest.mark.parametrize("gcz,src,mode", [("lossless_v2_chelsea.gcz", "chelsea_80x64.png", "RGB"),
+                                          ("lossless_v2_camera_ft.gcz", "camera_gray_64.png", "L")])
+def test_golden_files_still_decode(gcz, src, mode):
+    """Files written by the shipped model (the second with fine-tuning updates) decode to
+    their source exactly: guards the bitstream against silent changes."""
+    out = api.decode_array((DATA / gcz).read_bytes())
+    ref = np.asarray(Image.open(DATA / src).convert(mode))
+    assert np.array_equal(out.reshape(ref.shape), ref)
