@@ -7,6 +7,9 @@ residuals of the channels before them), and a range coder (constriction) codes e
 with its own distribution. The network is an integer network evaluated exactly, and the
 distributions come from an integer table stored with the weights, so any machine decodes.
 
+An online scale calibration (:class:`ScaleAdapter`) corrects the network's scale per
+(channel, scale) context from the errors seen so far, identically on both sides.
+
 Decoding follows diagonals t = x + 2y: every pixel of a diagonal depends only on earlier
 diagonals, so one network call predicts a whole diagonal (W + 2H steps instead of W*H).
 
@@ -33,6 +36,8 @@ ENC_BATCH = 4096       # pixels per network call in the encoder (cache-sized)
 FT_STEP_BITS = 7       # fine-tune updates are multiples of 2^(fw - FT_STEP_BITS) weight units
 FT_SAMPLES = 16384     # pixels the fine-tuning fits on
 FT_ITERS = 60
+ADAPT_DECAY = 1024     # online scale calibration: counts are halved at this size
+ADAPT_PRIOR = 16       # pseudo-counts of the network's own scale
 
 
 def _family():
@@ -85,6 +90,55 @@ def _stream_order(diag: np.ndarray, nc: int) -> tuple[np.ndarray, np.ndarray]:
     within = np.arange(n) - diag[t]
     pos = nc * diag[t][:, None] + np.arange(nc)[None, :] * lens[t][:, None] + within[:, None]
     return pos.ravel(), t
+
+
+class ScaleAdapter:
+    """Online scale calibration, identical in encoder and decoder (no side information).
+
+    Context: (channel, the network's scale index). Each context keeps integer running sums of
+    |value - mean| (1/8 pixel) and a count, halved when the count reaches ADAPT_DECAY. A
+    prediction uses the scale index whose expected |error| (from the stored integer table) is
+    closest to the context's running mean, shrunk towards the network's own by ADAPT_PRIOR
+    pseudo-counts. Updated after every diagonal, so the decoder sees exactly what the encoder saw.
+    """
+
+    def __init__(self, net: intmlp.IntPredictor, nc: int) -> None:
+        self.expect = net.expected_abs_error()          # (S,) int64, 1/8 px * 1024
+        s = self.expect.size
+        self.sum = np.zeros((nc, s), dtype=np.int64)
+        self.count = np.zeros((nc, s), dtype=np.int64)
+
+    def adjust(self, k: int, idx: np.ndarray) -> np.ndarray:
+        n = self.count[k, idx]
+        target = (self.sum[k, idx] * 1024 + self.expect[idx] * ADAPT_PRIOR) // (n + ADAPT_PRIOR)
+        j = np.clip(np.searchsorted(self.expect, target), 1, self.expect.size - 1)
+        return np.where(np.abs(self.expect[j - 1] - target) <= np.abs(self.expect[j] - target),
+                        j - 1, j)
+
+    def update(self, k: int, idx: np.ndarray, err8: np.ndarray) -> None:
+        s = self.expect.size
+        self.sum[k] += np.bincount(idx, weights=np.abs(err8), minlength=s).astype(np.int64)
+        self.count[k] += np.bincount(idx, minlength=s)
+        full = self.count[k] >= ADAPT_DECAY
+        if full.any():
+            self.sum[k, full] //= 2
+            self.count[k, full] //= 2
+
+
+def _adapt(net, mean8: np.ndarray, idx: np.ndarray, values: np.ndarray, diag: np.ndarray
+           ) -> np.ndarray:
+    """The scale indices the decoder will use, replaying :class:`ScaleAdapter` diagonal by
+    diagonal over known values (encoder side)."""
+    nc = idx.shape[1]
+    ad = ScaleAdapter(net, nc)
+    out = np.empty_like(idx)
+    for t in range(diag.size - 1):
+        a, b = diag[t], diag[t + 1]
+        for k in range(nc):
+            c = idx[a:b, k].astype(np.int64)
+            out[a:b, k] = ad.adjust(k, c)
+            ad.update(k, c, values[a:b, k] * intmlp.MEAN_FRAC - mean8[a:b, k])
+    return out
 
 
 def _features(net, canvas, ys, xs, values, nc):
@@ -228,12 +282,16 @@ class LosslessCodec(Codec):
         diag = causal.diagonals(h, w)
         values = img3[ys, xs].astype(np.int64)                  # (N, 3) coding order
         canvas = ctx.pad(img3)
+        adapt = entropy == "adaptive"
         mean8, idx = _predict(net, canvas, ys, xs, values, nc, None)
+        if adapt:
+            idx = _adapt(net, mean8, idx, values, diag)
         deltas = None
         notes: list[str] = []
         if finetune:
             cand = _finetune(net, canvas, ys, xs, values, nc)
             m2, i2 = _predict(net, canvas, ys, xs, values, nc, cand)
+            i2 = _adapt(net, m2, i2, values, diag)
             packed = _pack_delta(cand)
             bits0 = _ideal_bits(net, mean8, idx, values[:, :nc])
             bits1 = _ideal_bits(net, m2, i2, values[:, :nc]) + 8 * len(packed)
@@ -254,7 +312,7 @@ class LosslessCodec(Codec):
             coded, table = _huffman_encode(sym, mm, kk, nc)
         else:
             coded, table = _range_encode(net, sym, mm, ii), b""
-        params = {"e": int(entropy == "huffman"), "f": int(deltas is not None)}
+        params = {"e": int(entropy == "huffman"), "f": int(deltas is not None), "a": int(adapt)}
         streams = [coded, _pack_delta(deltas) if deltas is not None else b"", table]
         return Encoded(params, streams, model_id=model_id, model_sha256=sha, notes=notes)
 
@@ -264,9 +322,11 @@ class LosslessCodec(Codec):
                **options) -> np.ndarray:
         try:
             huff, ft = int(params["e"]), int(params["f"])
+            adapt = int(params.get("a", 0))  # files before online calibration have no "a"
         except KeyError as exc:
             raise FormatError(f"lossless parameter {exc} missing") from None
-        if len(streams) != 3 or huff not in (0, 1) or ft not in (0, 1) or channels not in (1, 3):
+        if len(streams) != 3 or huff not in (0, 1) or ft not in (0, 1) or adapt not in (0, 1) \
+                or (adapt and huff) or channels not in (1, 3):
             raise FormatError("lossless streams or parameters malformed")
         if not model_id:
             raise FormatError("lossless file names no model")
@@ -287,6 +347,7 @@ class LosslessCodec(Codec):
         diag = causal.diagonals(height, width)
         ctx = net.context
         canvas = ctx.canvas(height, width)
+        adapter = ScaleAdapter(net, nc) if adapt else None
         for t in range(diag.size - 1):
             a, b = diag[t], diag[t + 1]
             yy, xx = ys[a:b], xs[a:b]
@@ -297,7 +358,11 @@ class LosslessCodec(Codec):
             for k in range(nc):
                 out, shift = net.head(k, hid, res, None if deltas is None else deltas[k])
                 mean8, idx = net.params(m[:, k], out, shift)
-                v = source.decode(k, mean8, idx)
+                if adapter is not None:
+                    v = source.decode(k, mean8, adapter.adjust(k, idx))
+                    adapter.update(k, idx, v * intmlp.MEAN_FRAC - mean8)
+                else:
+                    v = source.decode(k, mean8, idx)
                 if nc == 1:
                     canvas[py, px] = v[:, None]
                 else:
