@@ -59,6 +59,12 @@ def test_extremes():
     _rt(np.full((6, 6, 3), 255, np.uint8))
 
 
+def test_online_calibration_is_default(rgb):
+    on = api.encode_array(rgb, "lossless")
+    assert api.read_header(on).params["a"] == 1
+    assert api.read_header(_rt(rgb, entropy="huffman")).params["a"] == 0
+
+
 def test_huffman_variant(rgb_small, gray):
     a = _rt(rgb_small, entropy="huffman")
     b = _rt(rgb_small)
@@ -168,3 +174,15 @@ def test_training_refuses_kodak(tmp_path):
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(d / "kodim01.png")
     with pytest.raises(SystemExit):
         train.list_images(d)
+
+
+@pytest.mark.parametrize("gcz,src,mode", [("lossless_v2_chelsea.gcz", "chelsea_80x64.png", "RGB"),
+                                          ("lossless_v2_camera_ft.gcz", "camera_gray_64.png", "L"),
+                                          ("lossless_v2a_astronaut.gcz", "astronaut_128x96.png", "RGB")])
+def test_golden_files_still_decode(gcz, src, mode):
+    """Files written by the shipped model decode to their source exactly: without online
+    calibration (the first two; the second with fine-tuning updates) and with it (the third).
+    Guards the bitstream against silent changes."""
+    out = api.decode_array((DATA / gcz).read_bytes())
+    ref = np.asarray(Image.open(DATA / src).convert(mode))
+    assert np.array_equal(out.reshape(ref.shape), ref)

@@ -116,7 +116,7 @@ def run(folder: str, images: int | None, variants: Sequence[str], refs: bool,
     if refs:
         methods.update(_refs())
     res = {m: {"bits": 0, "px": 0, "enc": [], "dec": [], "enc_cpu": [], "dec_cpu": [],
-               "exact": 0, "n": 0} for m in methods}
+               "exact": 0, "n": 0, "per_image": []} for m in methods}
     tmp = Path(tempfile.mkdtemp(prefix="gancomp-ll-"))
     for f in files:
         img = np.asarray(Image.open(f).convert("RGB"))
@@ -129,6 +129,7 @@ def run(folder: str, images: int | None, variants: Sequence[str], refs: bool,
             r["enc"].append(we), r["dec"].append(wd), r["enc_cpu"].append(ce), r["dec_cpu"].append(cd)
             r["exact"] += bool(np.array_equal(np.asarray(out).reshape(img.shape), img))
             r["n"] += 1
+            r["per_image"].append(8 * len(data) / (img.shape[0] * img.shape[1]))
             if variants and m == variants[0]:
                 (tmp / f"{f.stem}.gcz").write_bytes(data)
         log(f"{f.name}: " + ", ".join(f"{m.split(' (')[0]} {res[m]['bits'] / res[m]['px']:.3f}"
@@ -149,6 +150,12 @@ def run(folder: str, images: int | None, variants: Sequence[str], refs: bool,
         lines.append(f"| {m} | {r['bits'] / r['px']:.3f} | {r['exact']}/{r['n']} | "
                      f"{med(r['enc']):.2f} ({med(r['enc_cpu']):.2f}) | "
                      f"{med(r['dec']):.2f} ({med(r['dec_cpu']):.2f}) |")
+    lines += ["", "Per image (bpp):", "",
+              "| image | " + " | ".join(m.split(" (")[0] for m in res) + " |",
+              "|---|" + "---:|" * len(res)]
+    for i, f in enumerate(files):
+        lines.append(f"| {f.stem} | " + " | ".join(f"{r['per_image'][i]:.3f}" for r in res.values())
+                     + " |")
     lines.append("")
     if other is not None:
         lines.append(f"Cross-process check: the `{variants[0]}` files decoded in a second process "

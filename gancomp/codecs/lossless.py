@@ -7,6 +7,9 @@ residuals of the channels before them), and a range coder (constriction) codes e
 with its own distribution. The network is an integer network evaluated exactly, and the
 distributions come from an integer table stored with the weights, so any machine decodes.
 
+An online scale calibration (:class:`ScaleAdapter`) corrects the network's scale per
+(channel, scale) context from the errors seen so far, identically on both sides.
+
 Decoding follows diagonals t = x + 2y: every pixel of a diagonal depends only on earlier
 diagonals, so one network call predicts a whole diagonal (W + 2H steps instead of W*H).
 
@@ -29,9 +32,12 @@ from ..nn import causal, intmlp
 from .base import Codec, Encoded, check_options, register
 
 CHUNK = 16384          # symbols per constriction call in the encoder
+ENC_BATCH = 4096       # pixels per network call in the encoder (cache-sized)
 FT_STEP_BITS = 7       # fine-tune updates are multiples of 2^(fw - FT_STEP_BITS) weight units
-FT_SAMPLES = 60000     # pixels the fine-tuning fits on
-FT_ITERS = 120
+FT_SAMPLES = 16384     # pixels the fine-tuning fits on
+FT_ITERS = 60
+ADAPT_DECAY = 1024     # online scale calibration: counts are halved at this size
+ADAPT_PRIOR = 16       # pseudo-counts of the network's own scale
 
 
 def _family():
@@ -86,6 +92,76 @@ def _stream_order(diag: np.ndarray, nc: int) -> tuple[np.ndarray, np.ndarray]:
     return pos.ravel(), t
 
 
+class ScaleAdapter:
+    """Online scale calibration, identical in encoder and decoder (no side information).
+
+    Context: (channel, the network's scale index). Each context keeps integer running sums of
+    |value - mean| (1/8 pixel) and a count, halved when the count reaches ADAPT_DECAY. A
+    prediction uses the scale index whose expected |error| (from the stored integer table) is
+    closest to the context's running mean, shrunk towards the network's own by ADAPT_PRIOR
+    pseudo-counts. Updated after every diagonal, so the decoder sees exactly what the encoder saw.
+    """
+
+    def __init__(self, net: intmlp.IntPredictor, nc: int) -> None:
+        self.expect = net.expected_abs_error()          # (S,) int64, 1/8 px * 1024
+        s = self.expect.size
+        self.sum = np.zeros((nc, s), dtype=np.int64)
+        self.count = np.zeros((nc, s), dtype=np.int64)
+
+    def adjust(self, k: int, idx: np.ndarray) -> np.ndarray:
+        n = self.count[k, idx]
+        target = (self.sum[k, idx] * 1024 + self.expect[idx] * ADAPT_PRIOR) // (n + ADAPT_PRIOR)
+        j = np.clip(np.searchsorted(self.expect, target), 1, self.expect.size - 1)
+        return np.where(np.abs(self.expect[j - 1] - target) <= np.abs(self.expect[j] - target),
+                        j - 1, j)
+
+    def update(self, k: int, idx: np.ndarray, err8: np.ndarray) -> None:
+        s = self.expect.size
+        self.sum[k] += np.bincount(idx, weights=np.abs(err8), minlength=s).astype(np.int64)
+        self.count[k] += np.bincount(idx, minlength=s)
+        full = self.count[k] >= ADAPT_DECAY
+        if full.any():
+            self.sum[k, full] //= 2
+            self.count[k, full] //= 2
+
+
+def _adapt(net, mean8: np.ndarray, idx: np.ndarray, values: np.ndarray, diag: np.ndarray
+           ) -> np.ndarray:
+    """The scale indices the decoder will use, replaying :class:`ScaleAdapter` diagonal by
+    diagonal over known values (encoder side)."""
+    nc = idx.shape[1]
+    ad = ScaleAdapter(net, nc)
+    out = np.empty_like(idx)
+    for t in range(diag.size - 1):
+        a, b = diag[t], diag[t + 1]
+        for k in range(nc):
+            c = idx[a:b, k].astype(np.int64)
+            out[a:b, k] = ad.adjust(k, c)
+            ad.update(k, c, values[a:b, k] * intmlp.MEAN_FRAC - mean8[a:b, k])
+    return out
+
+
+def _features(net, canvas, ys, xs, values, nc):
+    """(MEDs, per-head inputs of the output layers) of the given pixels, in ENC_BATCH pieces."""
+    ctx = net.context
+    for a in range(0, ys.size, ENC_BATCH):
+        inputs, m = ctx.gather(canvas, ys[a:a + ENC_BATCH], xs[a:a + ENC_BATCH])
+        hid = net.trunk(inputs)
+        res = values[a:a + ENC_BATCH] - m
+        yield a, m, [net.head_features(k, hid, res) for k in range(nc)]
+
+
+def _predict(net, canvas, ys, xs, values, nc, deltas):
+    """Integer (mean8, scale index) arrays (N, nc) of every pixel, as the decoder gets them."""
+    mean8 = np.empty((ys.size, nc), dtype=np.int32)
+    idx = np.empty((ys.size, nc), dtype=np.int32)
+    for a, m, feats in _features(net, canvas, ys, xs, values, nc):
+        for k in range(nc):
+            out, shift = net.output(k, feats[k], None if deltas is None else deltas[k] * _step(net, k))
+            mean8[a:a + m.shape[0], k], idx[a:a + m.shape[0], k] = net.params(m[:, k], out, shift)
+    return mean8, idx
+
+
 # ---------------------------------------------------------------------------------------------
 # fine-tuning of the heads' output layers
 
@@ -121,35 +197,40 @@ def _step(net: intmlp.IntPredictor, k: int) -> float:
     return float(2 ** max(0, fw - FT_STEP_BITS))
 
 
-def _finetune(net: intmlp.IntPredictor, feats: list[np.ndarray], meds: np.ndarray,
-              values: np.ndarray, seed: int = 0) -> list[np.ndarray]:
+def _finetune(net: intmlp.IntPredictor, canvas: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+              values: np.ndarray, nc: int, seed: int = 0) -> list[np.ndarray]:
     """Fit integer updates (in units of _step) of each head's output layer to this image."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: threads only add overhead
     try:
-        return _fit(net, feats, meds, values, seed)
+        return _fit(net, canvas, ys, xs, values, nc, seed)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit(net, feats, meds, values, seed):
+def _fit(net, canvas, ys, xs, values, nc, seed):
     import torch
 
     rng = np.random.default_rng(seed)
-    n = meds.shape[0]
-    sel = rng.choice(n, min(n, FT_SAMPLES), replace=False) if n > FT_SAMPLES else np.arange(n)
+    n = ys.size
+    sel = np.sort(rng.choice(n, FT_SAMPLES, replace=False)) if n > FT_SAMPLES else np.arange(n)
+    pieces = list(_features(net, canvas, ys[sel], xs[sel], values[sel], nc))
+    meds = np.concatenate([m for _a, m, _f in pieces])
+    feats = [np.concatenate([f[k] for _a, _m, f in pieces]) for k in range(nc)]
+    values = values[sel]
     deltas = []
     for k, g in enumerate(feats):
         w, b, shift = net.layers[f"head{k}.1"]
         step = _step(net, k)
-        gt = torch.from_numpy(g[sel] / 2.0 ** intmlp.ACT_BITS)
-        base = torch.from_numpy((g[sel] @ w + b) / 2.0 ** shift)
-        md = torch.from_numpy(meds[sel, k].astype(np.float64))
-        x = torch.from_numpy(values[sel, k].astype(np.float64))
+        # float32 is enough here: the fit only proposes updates; the integer model decides
+        gt = torch.from_numpy((g / 2.0 ** intmlp.ACT_BITS).astype(np.float32))
+        base = torch.from_numpy(((g @ w + b) / 2.0 ** shift).astype(np.float32))
+        md = torch.from_numpy(meds[:, k].astype(np.float32))
+        x = torch.from_numpy(values[:, k].astype(np.float32))
         scale = step / 2.0 ** (shift - intmlp.ACT_BITS)  # real value of one update unit
-        dw = torch.zeros(w.shape[0] + 1, w.shape[1], dtype=torch.float64, requires_grad=True)
+        dw = torch.zeros(w.shape[0] + 1, w.shape[1], dtype=torch.float32, requires_grad=True)
         opt = torch.optim.Adam([dw], lr=0.5)
         for _ in range(FT_ITERS):
             out = base + (gt @ dw[:-1] + dw[-1]) * scale
@@ -167,7 +248,7 @@ def _fit(net, feats, meds, values, seed):
 @register
 class LosslessCodec(Codec):
     name = "lossless"
-    codec_id = 6
+    codec_id = 4
     version = 1
     channels = (1, 3)
     lossless = True
@@ -200,22 +281,17 @@ class LosslessCodec(Codec):
         ys, xs = causal.all_pixels(h, w)
         diag = causal.diagonals(h, w)
         values = img3[ys, xs].astype(np.int64)                  # (N, 3) coding order
-        meds = np.empty((ys.size, 3), dtype=np.int64)
-        feats = [np.empty((ys.size, net.layers[f"head{k}.0"][0].shape[1])) for k in range(nc)]
         canvas = ctx.pad(img3)
-        for a in range(0, ys.size, 32768):
-            inputs, m = ctx.gather(canvas, ys[a:a + 32768], xs[a:a + 32768])
-            meds[a:a + 32768] = m
-            hid = net.trunk(inputs)
-            res = values[a:a + 32768] - m
-            for k in range(nc):
-                feats[k][a:a + 32768] = net.head_features(k, hid, res)
+        adapt = entropy == "adaptive"
+        mean8, idx = _predict(net, canvas, ys, xs, values, nc, None)
+        if adapt:
+            idx = _adapt(net, mean8, idx, values, diag)
         deltas = None
-        mean8, idx = self._params(net, feats, meds, nc, None)
         notes: list[str] = []
         if finetune:
-            cand = _finetune(net, feats, meds, values)
-            m2, i2 = self._params(net, feats, meds, nc, cand)
+            cand = _finetune(net, canvas, ys, xs, values, nc)
+            m2, i2 = _predict(net, canvas, ys, xs, values, nc, cand)
+            i2 = _adapt(net, m2, i2, values, diag)
             packed = _pack_delta(cand)
             bits0 = _ideal_bits(net, mean8, idx, values[:, :nc])
             bits1 = _ideal_bits(net, m2, i2, values[:, :nc]) + 8 * len(packed)
@@ -224,7 +300,7 @@ class LosslessCodec(Codec):
             if bits1 < bits0 or finetune == "always":
                 deltas, mean8, idx = cand, m2, i2
         pos, _t = _stream_order(diag, nc)
-        sym = np.empty(ys.size * nc, dtype=np.int64)
+        sym = np.empty(ys.size * nc, dtype=np.int32)
         mm = np.empty_like(sym)
         ii = np.empty_like(sym)
         sym[pos] = values[:, :nc].ravel()
@@ -236,18 +312,9 @@ class LosslessCodec(Codec):
             coded, table = _huffman_encode(sym, mm, kk, nc)
         else:
             coded, table = _range_encode(net, sym, mm, ii), b""
-        params = {"e": int(entropy == "huffman"), "f": int(deltas is not None)}
+        params = {"e": int(entropy == "huffman"), "f": int(deltas is not None), "a": int(adapt)}
         streams = [coded, _pack_delta(deltas) if deltas is not None else b"", table]
         return Encoded(params, streams, model_id=model_id, model_sha256=sha, notes=notes)
-
-    @staticmethod
-    def _params(net, feats, meds, nc, deltas):
-        mean8 = np.empty((meds.shape[0], nc), dtype=np.int64)
-        idx = np.empty_like(mean8)
-        for k in range(nc):
-            out, shift = net.output(k, feats[k], None if deltas is None else deltas[k] * _step(net, k))
-            mean8[:, k], idx[:, k] = net.params(meds[:, k], out, shift)
-        return mean8, idx
 
     # -- decoder ---------------------------------------------------------------------------
 
@@ -255,9 +322,11 @@ class LosslessCodec(Codec):
                **options) -> np.ndarray:
         try:
             huff, ft = int(params["e"]), int(params["f"])
+            adapt = int(params.get("a", 0))  # files before online calibration have no "a"
         except KeyError as exc:
             raise FormatError(f"lossless parameter {exc} missing") from None
-        if len(streams) != 3 or huff not in (0, 1) or ft not in (0, 1) or channels not in (1, 3):
+        if len(streams) != 3 or huff not in (0, 1) or ft not in (0, 1) or adapt not in (0, 1) \
+                or (adapt and huff) or channels not in (1, 3):
             raise FormatError("lossless streams or parameters malformed")
         if not model_id:
             raise FormatError("lossless file names no model")
@@ -278,6 +347,7 @@ class LosslessCodec(Codec):
         diag = causal.diagonals(height, width)
         ctx = net.context
         canvas = ctx.canvas(height, width)
+        adapter = ScaleAdapter(net, nc) if adapt else None
         for t in range(diag.size - 1):
             a, b = diag[t], diag[t + 1]
             yy, xx = ys[a:b], xs[a:b]
@@ -288,7 +358,11 @@ class LosslessCodec(Codec):
             for k in range(nc):
                 out, shift = net.head(k, hid, res, None if deltas is None else deltas[k])
                 mean8, idx = net.params(m[:, k], out, shift)
-                v = source.decode(k, mean8, idx)
+                if adapter is not None:
+                    v = source.decode(k, mean8, adapter.adjust(k, idx))
+                    adapter.update(k, idx, v * intmlp.MEAN_FRAC - mean8)
+                else:
+                    v = source.decode(k, mean8, idx)
                 if nc == 1:
                     canvas[py, px] = v[:, None]
                 else:

@@ -168,6 +168,7 @@ class IntPredictor:
         table = np.asarray(arrays["table"])
         if table.shape != (N_SCALES, MEAN_FRAC, 511) or table.min() < 1 or table.max() > 1 << 24:
             raise ValueError("logistic table has the wrong shape or range")
+        self.table = table.astype(np.int64)
         # windows[row, base, j] = table[row, 255 - base + j]: the frequencies of values 0..255
         # for a mean whose integer part is `base`, as a zero-copy strided view.
         flat = np.ascontiguousarray(table.reshape(N_SCALES * MEAN_FRAC, 511), dtype=np.float64)
@@ -225,6 +226,13 @@ class IntPredictor:
         """Unnormalized probability rows (N, 256) over the values 0..255: integer frequencies
         as float64 (constriction normalizes them; identical inputs on both sides)."""
         return self.windows[idx * MEAN_FRAC + mean8 % MEAN_FRAC, mean8 // MEAN_FRAC]
+
+    def expected_abs_error(self) -> np.ndarray:
+        """E|value - mean| per scale index in 1/8 pixel x 1024, integer arithmetic on the
+        stored table (mean fraction 0), so every machine gets the same numbers."""
+        f = self.table[:, 0, :].astype(np.int64)
+        e = np.abs(np.arange(-255, 256, dtype=np.int64)) * MEAN_FRAC * 1024
+        return (f * e).sum(axis=1) // f.sum(axis=1)
 
     def bits(self, mean8: np.ndarray, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Ideal code length in bits of each value (for training reports and decisions)."""
