@@ -550,6 +550,9 @@ def write_text(path: str | Path, text: str) -> None:
     if p.parent and not p.parent.exists():
         raise InputError(f"{path}: folder does not exist")
     fd, tmp = tempfile.mkstemp(dir=p.parent or ".", prefix=p.name + ".tmp")
+    from .imageio import file_mode
+
+    os.fchmod(fd, file_mode())
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
