@@ -85,6 +85,9 @@ def validate_array(arr: np.ndarray) -> np.ndarray:
 
 def _encode_once(codec: Codec, arr: np.ndarray, quality: float | None, icc: bytes | None,
                  exif: bytes | None, bit_depth: int, options: dict) -> tuple[bytes, list[str]]:
+    if codec.lossless and bit_depth > 8:  # the 8-bit reduction would make "lossless" a lie
+        raise InputError(f"codec {codec.name!r} codes 8-bit samples only; this is a "
+                         f"{bit_depth}-bit image (convert it to 8 bits first)")
     color, alpha = _split_alpha(arr)
     if color.shape[2] not in codec.channels:
         if color.shape[2] == 1 and 3 in codec.channels:

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "codecs": ("models", "codecs", "List available codecs."),
     "compare": ("compare", "compare", "Compare codecs on images: RD table, BD-rates, plots."),
     "bench": ("bench", "bench", "Run a benchmark suite and write docs/BENCHMARKS.md."),
+    "train": ("train", "train", "Train a learned codec from a config."),
 }
 
 

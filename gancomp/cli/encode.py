@@ -26,6 +26,13 @@ from .common import describe_channels, note, parse_extra, spinner
 @click.option("--colors", type=int, default=None, help="Palette size for the kmeans codec.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="Where learned codecs run their transforms (default auto).")
+@click.option("--resize", is_flag=True, default=False,
+              help="Let fixed-size codecs (gan-inversion: 64x64) scale the image; decoding "
+                   "scales back to the original size.")
+@click.option("--entropy", type=click.Choice(["adaptive", "huffman"]), default=None,
+              help="Entropy coder of the lossless codec (huffman: the seed's variant).")
+@click.option("--finetune", is_flag=True, default=False,
+              help="lossless: fit the predictor's output layer to the image when it pays.")
 @click.option("-x", "--opt", "extra", multiple=True, metavar="KEY=VALUE",
               help="Codec-specific option (repeatable), e.g. -x loss=mse.")
 @click.option("--metadata", type=click.Choice(["none", "icc", "all"]), default="icc",
@@ -35,7 +42,8 @@ from .common import describe_channels, note, parse_extra, spinner
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 def encode(input: str, output: str | None, codec: str, quality: float | None,
            target_bpp: float | None, target_psnr: float | None, ratio: float | None,
-           colors: int | None, device: str | None, extra: tuple[str, ...], metadata: str,
+           colors: int | None, device: str | None, resize: bool, entropy: str | None,
+           finetune: bool, extra: tuple[str, ...], metadata: str,
            force: bool, verbose: bool, quiet: bool) -> None:
     """Compress INPUT (PNG, JPEG, WebP, TIFF, BMP, PPM/PGM; '-' = stdin) to OUTPUT.
 
@@ -50,9 +58,9 @@ def encode(input: str, output: str | None, codec: str, quality: float | None,
             output = str(Path(input).with_suffix(".gcz"))
     t0 = time.perf_counter()
     img = imageio.load_image(input)
-    for n in img.notes:
-        note(f"{input}: {n}", quiet)
-    options = dict(parse_extra(extra), ratio=ratio, colors=colors, device=device)
+    options = dict(parse_extra(extra), ratio=ratio, colors=colors, device=device,
+                   resize=True if resize else None, entropy=entropy,
+                   finetune=True if finetune else None)
     if output != "-":  # fail before the (possibly slow) encode, not after
         out = Path(output)
         if out.exists() and not force:
@@ -66,6 +74,8 @@ def encode(input: str, output: str | None, codec: str, quality: float | None,
             exif=img.exif if metadata == "all" else None,
             bit_depth=img.bit_depth, **options)
     imageio.write_output(output, res.data, force=force, protect=input)
+    for n in img.notes:  # after success, so a refusal is one line
+        note(f"{input}: {n}", quiet)
     if verbose and not quiet:
         h, w, c = img.pixels.shape
         bpp = len(res.data) * 8 / (w * h)

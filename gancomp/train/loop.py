@@ -1,0 +1,200 @@
+"""Rate-distortion training of the hyperprior model: random crops, lambda sampled over the
+quality range per sample, Adam, safetensors checkpoints with resume, CSV loss log.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+DEFAULTS: dict[str, Any] = {
+    "name": "hp", "N": 64, "M": 128, "Nh": 64,
+    "lambdas": [0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.05],
+    "data": "/work/shared/data/train", "crop": 128, "crops_per_image": 16, "seed": 0,
+    "batch": 8, "lr": 2e-4, "lr_final": 5e-5, "steps": 100000, "minutes": 0,
+    "checkpoint_minutes": 5, "log_every": 10, "threads": 1, "device": "cpu",
+    "run_dir": "runs/hp",
+}
+
+
+def load_config(name_or_path: str, **overrides: Any) -> dict[str, Any]:
+    """A config by name (gancomp/train/configs/NAME.json) or path, over :data:`DEFAULTS`."""
+    p = Path(name_or_path)
+    if not p.is_file():
+        p = CONFIG_DIR / f"{name_or_path}.json"
+    if not p.is_file():
+        names = ", ".join(sorted(q.stem for q in CONFIG_DIR.glob("*.json")))
+        raise InputError(f"no config {name_or_path!r} (built in: {names})")
+    cfg = dict(DEFAULTS)
+    cfg.update(json.loads(p.read_text()))
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    return cfg
+
+
+def build_model(cfg: dict[str, Any]):
+    """The torch model a config describes."""
+    from ..nn.hyperprior import HyperpriorModel
+
+    return HyperpriorModel(cfg["N"], cfg["M"], cfg["Nh"], tuple(cfg["lambdas"]))
+
+
+def rd_loss(model, out: dict, x, t) -> tuple[Any, Any, Any]:
+    """Mean over the batch of lambda(t) * 255^2 * MSE + bpp; also returns bpp and MSE."""
+    import torch
+
+    n_pix = x.shape[2] * x.shape[3]
+    bits = (-torch.log2(out["y_lik"].clamp_min(1e-9))).sum((1, 2, 3)) + \
+        (-torch.log2(out["z_lik"].clamp_min(1e-9))).sum((1, 2, 3))
+    bpp = bits / n_pix
+    mse = ((out["x_hat"] - x) ** 2).mean((1, 2, 3))
+    loss = (model.lam(t) * 255 ** 2 * mse + bpp).mean()
+    return loss, bpp.mean(), mse.mean()
+
+
+def _save_checkpoint(path: Path, model, opt, step: int, cfg: dict) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    for i, p in enumerate(model.parameters()):
+        st = opt.state.get(p, {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in st:
+                tensors[f"opt.{i}.{key}"] = st[key].contiguous()
+        if "step" in st:
+            tensors[f"opt.{i}.step"] = torch_tensor(st["step"])
+    meta = {"step": str(step), "config": json.dumps(cfg)}
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def torch_tensor(v):
+    import torch
+
+    return v.detach().clone().reshape(1) if torch.is_tensor(v) else torch.tensor([float(v)])
+
+
+def load_checkpoint(path: Path, model, opt=None) -> int:
+    """Restore model (and optimizer) state; returns the step."""
+    import torch
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    if opt is not None:
+        for i, p in enumerate(model.parameters()):
+            if f"opt.{i}.exp_avg" in tensors:
+                opt.state[p] = {"exp_avg": tensors[f"opt.{i}.exp_avg"],
+                                "exp_avg_sq": tensors[f"opt.{i}.exp_avg_sq"],
+                                "step": tensors[f"opt.{i}.step"].reshape(()).to(torch.float32)}
+    return int(meta["step"])
+
+
+def train(cfg: dict[str, Any], resume: bool = True, progress: bool = True) -> Path:
+    """Train per ``cfg``; returns the checkpoint path. Stops after ``steps`` or ``minutes``."""
+    import torch
+
+    from .data import batch, crop_cache
+
+    torch.set_num_threads(int(cfg["threads"]))
+    torch.manual_seed(cfg["seed"])
+    device = torch.device(_device(cfg["device"]))
+    run = Path(cfg["run_dir"])
+    run.mkdir(parents=True, exist_ok=True)
+    crops = crop_cache(cfg["data"], cfg["crop"], cfg["crops_per_image"], cfg["seed"],
+                       Path(cfg.get("cache_dir", run.parent)))
+    model = build_model(cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    ckpt = run / "checkpoint.safetensors"
+    step = load_checkpoint(ckpt, model, opt) if resume and ckpt.is_file() else 0
+    if step:
+        for st in opt.state.values():
+            for k in ("exp_avg", "exp_avg_sq"):
+                st[k] = st[k].to(device)
+    rng = np.random.default_rng(cfg["seed"] + step)
+    log_path = run / "loss.csv"
+    new_log = not log_path.is_file() or step == 0
+    log = open(log_path, "w" if new_log else "a", newline="")
+    writer = csv.writer(log)
+    if new_log:
+        writer.writerow(["step", "seconds", "lr", "loss", "bpp", "psnr"])
+    t0 = time.time()
+    last_ckpt = t0
+    deadline = t0 + 60 * cfg["minutes"] if cfg["minutes"] else math.inf
+    total = int(cfg["steps"])
+    acc = np.zeros(3)
+    n_acc = 0
+    bar = _progress(progress)
+    task = bar.add_task("train", total=total, completed=step) if bar else None
+    model.train()
+    try:
+        if bar:
+            bar.start()
+        while step < total and time.time() < deadline:
+            frac = step / max(1, total)  # lr schedule: constant, then log-linear decay
+            if cfg["minutes"]:
+                frac = max(frac, (time.time() - t0) / (60 * cfg["minutes"]))
+            lr = cfg["lr"] * (cfg["lr_final"] / cfg["lr"]) ** max(0.0, (frac - 0.5) * 2)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x = torch.from_numpy(batch(crops, cfg["batch"], rng)).to(device)
+            t = torch.from_numpy(rng.uniform(0, model.levels - 1, cfg["batch"]).astype(np.float32)).to(device)
+            out = model(x, t)
+            loss, bpp, mse = rd_loss(model, out, x, t)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            acc += [loss.item(), bpp.item(), 10 * math.log10(1 / max(mse.item(), 1e-10))]
+            n_acc += 1
+            if step % cfg["log_every"] == 0 or step == total:
+                m = acc / n_acc
+                writer.writerow([step, round(time.time() - t0, 1), f"{lr:.3g}", f"{m[0]:.4f}",
+                                 f"{m[1]:.4f}", f"{m[2]:.3f}"])
+                log.flush()
+                if bar:
+                    bar.update(task, completed=step,
+                               description=f"loss {m[0]:.3f} bpp {m[1]:.3f} psnr {m[2]:.2f}")
+                acc[:] = 0
+                n_acc = 0
+            if time.time() - last_ckpt > 60 * cfg["checkpoint_minutes"]:
+                _save_checkpoint(ckpt, model, opt, step, cfg)
+                last_ckpt = time.time()
+    finally:
+        if bar:
+            bar.stop()
+        log.close()
+        _save_checkpoint(ckpt, model, opt, step, cfg)
+    return ckpt
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda requested but no CUDA device is available")
+    return name
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn())

@@ -1,0 +1,218 @@
+"""The learned hyperprior codec: training pipeline, deterministic decoding across processes
+and CPU settings, variable rate, odd sizes, tiles, desync and wrong-weights detection."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gancomp import api
+from gancomp.codecs import get_codec
+from gancomp.errors import FormatError, ModelError
+
+from conftest import DATA, ROOT
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """Train the tiny config for a few steps on tests/data and export it."""
+    from gancomp.train.export import export
+    from gancomp.train.loop import load_config, train
+
+    run = tmp_path_factory.mktemp("run")
+    cfg = load_config("tiny", data=str(DATA), run_dir=str(run / "hp"))
+    cfg["cache_dir"] = str(run)
+    ckpt = train(cfg, progress=False)
+    models = tmp_path_factory.mktemp("models")
+    export(ckpt, "hp-tinytest", models, default=False)
+    return models
+
+
+@pytest.fixture()
+def with_tiny(tiny_model, monkeypatch) -> Path:
+    monkeypatch.setenv("GANCOMP_MODEL_PATH", str(tiny_model))
+    return tiny_model
+
+
+def test_tiny_config_trains_resumes_and_exports(tiny_model, tmp_path):
+    from gancomp.train.loop import load_config, train
+
+    card = json.loads((tiny_model / "hp-tinytest.json").read_text())
+    assert card["codec"] == "hyperprior" and card["steps"] == 4 and len(card["sha256"]) == 64
+    assert (tiny_model / card["file"]).stat().st_size < 16 * 1024 * 1024
+    cfg = load_config("tiny", data=str(DATA), run_dir=str(tmp_path / "r"))
+    cfg["cache_dir"] = str(tmp_path)
+    train(cfg, progress=False)
+    cfg["steps"] = 6
+    train(cfg, progress=False)  # resumes at step 4
+    rows = list(csv.DictReader(open(tmp_path / "r" / "loss.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert all(np.isfinite(float(r["loss"])) for r in rows)
+
+
+def test_training_refuses_kodak(tmp_path):
+    from gancomp.errors import InputError
+    from gancomp.train.data import list_images
+
+    (tmp_path / "kodak").mkdir()
+    with pytest.raises(InputError, match="Kodak"):
+        list_images(tmp_path / "kodak")
+
+
+def test_roundtrip_decodes_identically_in_other_processes(rgb, tmp_path):
+    data = api.encode_array(rgb, codec="hyperprior", quality=60)
+    ref = api.decode(data).pixels
+    assert ref.shape == rgb.shape
+    assert np.mean((ref.astype(float) - rgb) ** 2) < np.mean((rgb.astype(float) - rgb.mean()) ** 2)
+    src = tmp_path / "a.gcz"
+    src.write_bytes(data)
+    code = ("import sys, numpy as np; from gancomp import api; "
+            "np.save(sys.argv[2], api.decode(open(sys.argv[1], 'rb').read()).pixels)")
+    for i, env in enumerate([{"OMP_NUM_THREADS": "1"},
+                             {"OMP_NUM_THREADS": "2", "ATEN_CPU_CAPABILITY": "default"}]):
+        out = tmp_path / f"d{i}.npy"
+        e = dict(os.environ, PYTHONPATH=str(ROOT), **env)
+        subprocess.run([sys.executable, "-c", code, str(src), str(out)], check=True, env=e,
+                       timeout=300)
+        assert np.array_equal(np.load(out), ref), env
+
+
+def test_rate_rises_with_quality(rgb):
+    sizes = [len(api.encode_array(rgb, codec="hyperprior", quality=q)) for q in (0, 20, 40, 60, 80, 100)]
+    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes), sizes
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (3, 65, 3), (67, 130, 3), (40, 33, 1), (20, 21, 4)])
+def test_odd_sizes_gray_and_alpha(shape):
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, shape, dtype=np.uint8)
+    out = api.decode(api.encode_array(img, codec="hyperprior", quality=90)).pixels
+    assert out.shape == img.shape
+    if shape[2] == 4:
+        assert np.array_equal(out[:, :, 3], img[:, :, 3])  # alpha is lossless
+
+
+def test_tiles_roundtrip(rgb):
+    whole = api.decode(api.encode_array(rgb, codec="hyperprior", quality=50)).pixels
+    data = api.encode_array(rgb, codec="hyperprior", quality=50, tile=64)
+    tiled = api.decode(data).pixels
+    assert tiled.shape == rgb.shape
+    # independent tiles differ from the whole image only slightly
+    assert abs(float(np.mean((tiled.astype(float) - whole) ** 2))) < 200
+
+
+def _encoded(rgb):
+    codec = get_codec("hyperprior")
+    return codec, codec.encode(rgb, 50)
+
+
+def test_corrupt_stream_and_hash_are_detected(rgb):
+    codec, enc = _encoded(rgb)
+    h, w, _ = rgb.shape
+    ok = codec.decode(enc.params, enc.streams, w, h, 3, enc.model_id, enc.model_sha256)
+    assert ok.shape == rgb.shape
+    bad = bytearray(enc.streams[1])
+    bad[len(bad) // 2] ^= 0x10
+    with pytest.raises(FormatError):
+        codec.decode(enc.params, [enc.streams[0], bytes(bad)], w, h, 3, enc.model_id,
+                     enc.model_sha256)
+    params = dict(enc.params, h=enc.params["h"] ^ 1)
+    with pytest.raises(FormatError, match="hash"):
+        codec.decode(params, enc.streams, w, h, 3, enc.model_id, enc.model_sha256)
+
+
+def test_entropy_model_desync_is_detected(rgb, monkeypatch):
+    from gancomp.codecs import hyperprior as hp
+
+    codec, enc = _encoded(rgb)
+    h, w, _ = rgb.shape
+    rt = hp._runtime(enc.model_id, enc.model_sha256, "cpu")
+    real = rt.entropy_params
+
+    def drifted(z_hat):  # a decoder whose means are off by 1/256 somewhere
+        mean, idx = real(z_hat)
+        mean = mean.copy()
+        mean.flat[0] += 1
+        return mean, idx
+
+    monkeypatch.setattr(rt, "entropy_params", drifted)
+    with pytest.raises(FormatError):
+        codec.decode(enc.params, enc.streams, w, h, 3, enc.model_id, enc.model_sha256)
+
+
+def test_integer_hyper_synthesis_is_exact(rgb):
+    from gancomp.codecs import hyperprior as hp
+    from gancomp.nn.intnet import run
+
+    _, enc = _encoded(rgb)
+    rt = hp._runtime(enc.model_id, enc.model_sha256, "cpu")
+    z = np.random.default_rng(0).integers(-20, 21, (rt.z_freqs.shape[0], 3, 2))
+    a = run(rt.hs, z)
+    b = run(rt.hs, z[:, ::-1][:, ::-1].copy())
+    assert np.array_equal(a, b) and np.array_equal(a, np.round(a))
+
+
+def test_file_made_with_other_weights_is_refused(rgb, with_tiny, tmp_path, monkeypatch):
+    from gancomp.train.export import export
+    from gancomp.train.loop import load_config, train
+
+    data = api.encode_array(rgb, codec="hyperprior", quality=50, model="hp-tinytest")
+    assert api.decode(data).pixels.shape == rgb.shape
+    cfg = load_config("tiny", data=str(DATA), run_dir=str(tmp_path / "r2"), steps=1)
+    cfg["cache_dir"] = str(tmp_path)
+    cfg["seed"] = 7
+    other = tmp_path / "other"
+    export(train(cfg, progress=False), "hp-tinytest", other, default=False)
+    monkeypatch.setenv("GANCOMP_MODEL_PATH", str(other))
+    with pytest.raises(ModelError, match="hp-tinytest"):
+        api.decode(data)
+
+
+def test_no_pickle_is_loaded(rgb, monkeypatch):
+    import pickle
+
+    import torch
+
+    from gancomp.codecs import hyperprior as hp
+    from gancomp.weights import _load_verified
+
+    def refuse(*a, **k):
+        raise AssertionError("pickle loading attempted")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    hp._cached_runtime.cache_clear()
+    _load_verified.cache_clear()
+    out = api.decode(api.encode_array(rgb, codec="hyperprior", quality=30)).pixels
+    assert out.shape == rgb.shape
+
+
+def test_synthesis_does_not_depend_on_thread_count(rgb):
+    """Float32 1x1 convolutions (GDN) sum in a thread-dependent order; the decoder must not."""
+    import torch
+
+    from gancomp.codecs import hyperprior as hp
+
+    codec, enc = _encoded(rgb)
+    model = hp._runtime(enc.model_id, enc.model_sha256, "cpu").model
+    y = torch.randn(1, model.M, 24, 32, generator=torch.Generator().manual_seed(0)) * 3
+    before = torch.get_num_threads()
+    outs = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            with torch.no_grad():
+                outs.append(model.g_s(y))
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(outs[0], o) for o in outs[1:])
