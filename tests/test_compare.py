@@ -187,3 +187,12 @@ def test_bench_plan_has_rd_codecs_only():
     assert set(learned) <= set(available())
     assert set(plan.codecs) | set(plan.missing) >= set(kodak.CLASSICAL_ORDER)
     assert all(len(q) >= 4 for q in plan.qualities.values())  # enough points for a cubic BD fit
+
+
+def test_bd_between_refuses_a_sliver_of_overlap():
+    q = np.array([28.0, 30.0, 32.0, 34.0])
+    r = np.array([0.2, 0.4, 0.8, 1.6])
+    a = compare.Curve("a", r, q, np.full(4, np.nan))
+    assert compare.bd_between(a, compare.Curve("b", r / 2, q, q)) == pytest.approx(-50.0)
+    assert compare.bd_between(a, compare.Curve("c", r, q + 5.5, q)) is None  # 0.5 dB shared
+    assert compare.bd_between(a, compare.Curve("d", r, q, q), "ms_ssim") is None  # no MS-SSIM

@@ -171,7 +171,7 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
            "### BD-rate, MS-SSIM in dB", "",
            cmp.markdown_table(bd_hdr, cmp.bd_rows(bd_ms, bd_names)), "",
            "BD-rate: cubic fit of log-rate over quality, integrated over the quality range both "
-           "curves share (gancomp/bdrate.py). Published curves: CompressAI's Kodak results "
+           "curves share (gancomp/bdrate.py); n/a where they share less than 1 dB. Published curves: CompressAI's Kodak results "
            "for its MSE-trained models (GPU, float; from ../shared/anchors).", "",
            "### Encode / decode time per image (median, seconds)", "",
            cmp.markdown_table(["codec", "encode s", "decode s", "bpp range", "settings"], times), "",
