@@ -405,11 +405,17 @@ def curves(summaries: Sequence[Summary]) -> dict[str, Curve]:
     return out
 
 
+MIN_OVERLAP_DB = 1.0  # a BD-rate over a sliver of shared quality is extrapolation, not data
+
+
 def bd_between(anchor: Curve, test: Curve, metric: str = "psnr") -> float | None:
     """BD-rate (%) of ``test`` against ``anchor`` on PSNR or MS-SSIM (in dB); None when
-    the curves have too few points or do not overlap."""
+    the curves have too few points or share less than MIN_OVERLAP_DB of quality."""
     qa = anchor.psnr if metric == "psnr" else msssim_db(anchor.ms_ssim)
     qt = test.psnr if metric == "psnr" else msssim_db(test.ms_ssim)
+    fa, ft = qa[np.isfinite(qa)], qt[np.isfinite(qt)]
+    if not fa.size or not ft.size or min(fa.max(), ft.max()) - max(fa.min(), ft.min()) < MIN_OVERLAP_DB:
+        return None
     try:
         return bd_rate(anchor.bpp, qa, test.bpp, qt)
     except InputError:
@@ -550,6 +556,9 @@ def write_text(path: str | Path, text: str) -> None:
     if p.parent and not p.parent.exists():
         raise InputError(f"{path}: folder does not exist")
     fd, tmp = tempfile.mkstemp(dir=p.parent or ".", prefix=p.name + ".tmp")
+    from .imageio import file_mode
+
+    os.fchmod(fd, file_mode())
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

@@ -42,6 +42,13 @@ def recover_generator(y: np.ndarray, a: np.ndarray, model=None, *, steps: int = 
     from . import inversion
 
     model = model or inversion.load_model()
+    with inversion.one_thread():
+        return _recover_generator(y, a, model, steps, restarts, lr, prior, seed)
+
+
+def _recover_generator(y, a, model, steps, restarts, lr, prior, seed) -> np.ndarray:
+    from . import inversion
+
     n = inversion.N_PIXELS
     if a.shape[1] != n or y.shape != (a.shape[0],):
         raise InputError(f"A must be M x {n} and y of length M")

@@ -177,6 +177,13 @@ def format_from_path(path: str, default: str = "png") -> str:
     return ext if ext in WRITE_FORMATS else default
 
 
+def file_mode() -> int:
+    """The mode a plainly created file gets under the current umask (0666 & ~umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_output(path: str, data: bytes, force: bool = False, protect: str | None = None) -> None:
     """Write bytes to ``path`` atomically (temp file + rename), or to stdout for '-'.
 
@@ -199,6 +206,7 @@ def write_output(path: str, data: bytes, force: bool = False, protect: str | Non
     if not parent.is_dir():
         raise InputError(f"{path}: folder {parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
+    os.fchmod(fd, file_mode())  # mkstemp makes 0600 files; outputs get the usual mode
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

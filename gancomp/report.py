@@ -20,6 +20,12 @@ def _markers(key: str) -> tuple[str, str]:
     return f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_section(path: str | os.PathLike, key: str, markdown: str) -> None:
     """Replace (or append) section KEY of the markdown file at PATH, atomically."""
     path = Path(path)
@@ -33,6 +39,7 @@ def write_section(path: str | os.PathLike, key: str, markdown: str) -> None:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
+    os.fchmod(fd, 0o666 & ~_umask())
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)

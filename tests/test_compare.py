@@ -172,3 +172,27 @@ def test_bench_kodak_suite_writes_its_section(tmp_path):
     assert "Machine:" in body and read_section(md, "other") == "keep me"
     assert (tmp_path / "bench_kodak_psnr.png").stat().st_size > 0
     assert (tmp_path / "bench_kodak_msssim.png").stat().st_size > 0
+
+
+def test_bench_plan_has_rd_codecs_only():
+    from gancomp import weights
+    from gancomp.benchmarks import kodak
+    from gancomp.codecs import DEFAULT_CODEC, available
+
+    plan = kodak.plan_codecs()
+    assert plan.codecs[0] == DEFAULT_CODEC and "wavelet" in plan.codecs
+    assert not (set(plan.codecs) & kodak.NOT_PHOTO_CODECS)
+    assert all(not available()[c].lossless for c in plan.codecs if c in available())
+    learned = [c for c in plan.codecs if c in available() and weights.default_for(c)]
+    assert set(learned) <= set(available())
+    assert set(plan.codecs) | set(plan.missing) >= set(kodak.CLASSICAL_ORDER)
+    assert all(len(q) >= 4 for q in plan.qualities.values())  # enough points for a cubic BD fit
+
+
+def test_bd_between_refuses_a_sliver_of_overlap():
+    q = np.array([28.0, 30.0, 32.0, 34.0])
+    r = np.array([0.2, 0.4, 0.8, 1.6])
+    a = compare.Curve("a", r, q, np.full(4, np.nan))
+    assert compare.bd_between(a, compare.Curve("b", r / 2, q, q)) == pytest.approx(-50.0)
+    assert compare.bd_between(a, compare.Curve("c", r, q + 5.5, q)) is None  # 0.5 dB shared
+    assert compare.bd_between(a, compare.Curve("d", r, q, q), "ms_ssim") is None  # no MS-SSIM

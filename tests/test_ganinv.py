@@ -191,3 +191,17 @@ def test_compressive_sensing_sane(tiny_model):
     assert got.shape == (64, 64, 3) and got.dtype == np.uint8
     gray = np.full_like(target, 128)
     assert np.linalg.norm(cs.measure(got, a) - y) < np.linalg.norm(cs.measure(gray, a) - y)
+
+
+def test_shipped_model_round_trip():
+    """The committed face model loads (SHA-256 verified) and codes an image both ways."""
+    from gancomp import api, inversion, weights
+
+    card = weights.find("ganinv-faces64")
+    assert card.card["config"]["name"] == "small" and card.size <= weights.MAX_WEIGHTS_BYTES
+    model = inversion.load_model("ganinv-faces64", card.sha256[:16])
+    face = _patches()[3]
+    data = api.encode_array(face, "gan-inversion", model="ganinv-faces64", steps=4)
+    out = api.decode_array(data)
+    assert out.shape == (64, 64, 3) and len(data) * 8 / 4096 < 0.5
+    assert model.zdim == 128

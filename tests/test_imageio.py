@@ -74,3 +74,18 @@ def test_write_output_atomic_and_no_overwrite(tmp_path):
     assert [f.name for f in tmp_path.iterdir()] == ["a.bin"]
     with pytest.raises(InputError):
         imageio.write_output(str(p), b"x", force=True, protect=str(p))
+
+
+def test_outputs_get_the_umask_mode_not_0600(tmp_path):
+    import os
+    import stat
+
+    from gancomp.imageio import write_output
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "o.bin"
+        write_output(str(out), b"abc")
+        assert stat.S_IMODE(out.stat().st_mode) == 0o644
+    finally:
+        os.umask(old)

@@ -154,16 +154,22 @@ def test_16bit_refused(tmp_path):
     assert not out.exists()
 
 
-def test_tiny_training_run(tmp_path, monkeypatch, rgb_small):
+@pytest.mark.parametrize("extra", [{}, {"context": "large", "pred_err": True}])
+def test_tiny_training_run(tmp_path, monkeypatch, rgb_small, extra):
+    import json
+
     from gancomp.train import lossless as train
 
-    assert train.main(["--config", "tiny", "--data", str(DATA), "--out", str(tmp_path),
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(dict(train.CONFIGS["tiny"], **extra)))
+    assert train.main(["--config", str(cfg), "--data", str(DATA), "--out", str(tmp_path),
                        "--name", "lossless-tiny-test"]) == 0
     card = (tmp_path / "lossless-tiny-test.json").read_text()
     assert '"val_bpp_int"' in card
     monkeypatch.setenv("GANCOMP_MODEL_PATH", str(tmp_path))
     data = _rt(rgb_small, model="lossless-tiny-test")
     assert api.read_header(data).model_id == "lossless-tiny-test"
+    _rt(rgb_small, model="lossless-tiny-test", finetune="always")
 
 
 def test_training_refuses_kodak(tmp_path):

@@ -291,8 +291,8 @@ def main(argv: list[str] | None = None) -> None:
           f"Command: `{cmd}`\n\n{head}\n{body}\n\n"
           f"Encode time per face (median of {args.time_count}, library call, 1 thread, "
           f"model loaded): default {t_def:.2f} s, MSE loss {t_mse:.2f} s.\n\n"
-          f"Grid: `docs/{args.grid.name}` (original / ours / JPEG at >= our bytes / WebP at "
-          f"<= our bytes).")
+          f"Grid: `docs/{args.grid.name}` (original / ours / smallest JPEG with >= our bytes / "
+          f"largest WebP with <= our bytes, else WebP q=0, its smallest file).")
     print(head + "\n" + body)
     print(md.splitlines()[-3])
     report.write_section(args.out, "faces", md)
@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> None:
         (f"gan-inversion\n{np.mean(ours.bpp[:k]):.3f} bpp\nSSIM {np.mean(ours.ssim[:k]):.3f}",
          ours.recs[:k]),
         (f"JPEG >= our size\n{np.mean(jb):.3f} bpp", jp),
-        (f"WebP <= our size\n{np.mean(rows[4].bpp[:k]):.3f} bpp", rows[4].recs[:k])])
+        (f"WebP, largest <= ours\n(else q=0, its lowest)\n{np.mean(rows[4].bpp[:k]):.3f} bpp",
+         rows[4].recs[:k])])
     if args.cs_count:
         cs_md = run_cs(faces[: args.cs_count], model)
         report.write_section(args.out, "faces-cs",

@@ -31,6 +31,9 @@ BENCH_QUALITIES: dict[str, list[float]] = {
 }
 NATIVE_SWEEPS = {"jpeg2000": (240, 120, 80, 48, 32, 24, 16),      # compression ratio
                  "jpegxl": (20.0, 12.0, 8.0, 5.0, 3.0, 2.0, 1.4)}  # butteraugli distance
+# Learned codecs that are not photo RD codecs (fixed-size domain models) stay out of the
+# default set; name them with --codecs to include them anyway.
+NOT_PHOTO_CODECS = {"gan-inversion"}
 CLASSICAL_ORDER = ("jpeg", "webp", "jpeg2000", "avif", "jpegxl", "heic")
 PUBLISHED = ("compressai-bmshj2018-hyperprior_mse_cuda", "compressai-mbt2018-mean_mse_cuda")
 
@@ -65,7 +68,8 @@ def plan_codecs(only: Sequence[str] | None = None) -> Plan:
         names = list(dict.fromkeys(only))
     else:
         learned = [n for n, c in available().items()
-                   if not c.lossless and n != DEFAULT_CODEC and default_for(n) is not None]
+                   if not c.lossless and n != DEFAULT_CODEC and n not in NOT_PHOTO_CODECS
+                   and default_for(n) is not None]
         names = list(dict.fromkeys([DEFAULT_CODEC, *learned, "wavelet"]))
     missing: dict[str, str] = {}
     for c in CLASSICAL_ORDER:
@@ -89,7 +93,8 @@ def plan_codecs(only: Sequence[str] | None = None) -> Plan:
 
 
 def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BENCHMARKS.md",
-        write: bool = True, codecs: Sequence[str] | None = None, anchors_csv: str | None = None,
+        write: bool = True, section: str = SECTION, codecs: Sequence[str] | None = None,
+        anchors_csv: str | None = None,
         json_path: str | None = None, command: str | None = None, progress: bool = True,
         echo=print) -> str:
     """Run the benchmark, print its tables and (unless ``write`` is False) write the section,
@@ -146,7 +151,8 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
                       f"{np.median([x.enc_s for x in rs]):.3f}", f"{np.median([x.dec_s for x in rs]):.3f}",
                       f"{min(x.bpp for x in rs):.3f}-{max(x.bpp for x in rs):.3f}", r.description])
     command = command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
-    psnr_png, ms_png = out.parent / "bench_kodak_psnr.png", out.parent / "bench_kodak_msssim.png"
+    stem = "bench_" + section.replace("-", "_").replace(".", "_")
+    psnr_png, ms_png = out.parent / f"{stem}_psnr.png", out.parent / f"{stem}_msssim.png"
 
     md = [f"## Kodak rate-distortion ({len(paths)} images)", "",
           f"Command: `{command}`", "",
@@ -165,7 +171,7 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
            "### BD-rate, MS-SSIM in dB", "",
            cmp.markdown_table(bd_hdr, cmp.bd_rows(bd_ms, bd_names)), "",
            "BD-rate: cubic fit of log-rate over quality, integrated over the quality range both "
-           "curves share (gancomp/bdrate.py). Published curves: CompressAI's Kodak results "
+           "curves share (gancomp/bdrate.py); n/a where they share less than 1 dB. Published curves: CompressAI's Kodak results "
            "for its MSE-trained models (GPU, float; from ../shared/anchors).", "",
            "### Encode / decode time per image (median, seconds)", "",
            cmp.markdown_table(["codec", "encode s", "decode s", "bpp range", "settings"], times), "",
@@ -178,8 +184,8 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
         title = f"Kodak ({len(paths)} images)"
         plot(allc, psnr_png, title=title, metrics=("psnr",), xlim=(0.0, 1.6))
         plot(allc, ms_png, title=title, metrics=("ms_ssim",), xlim=(0.0, 1.6))
-        write_section(out, SECTION, text)
-        echo(f"wrote section '{SECTION}' of {out}, {psnr_png} and {ms_png}", file=sys.stderr)
+        write_section(out, section, text)
+        echo(f"wrote section '{section}' of {out}, {psnr_png} and {ms_png}", file=sys.stderr)
     if json_path:
         cmp.write_text(json_path, cmp.to_json(result, {"bd_rate_psnr": bd_psnr,
                                                         "bd_rate_ms_ssim": bd_ms,
@@ -201,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", default="docs/BENCHMARKS.md", help="markdown file to update")
     p.add_argument("--no-write", action="store_true", help="print only; write nothing")
     p.add_argument("--codecs", default=None, help="comma list instead of the default set")
+    p.add_argument("--section", default=SECTION, help=f"section key to write (default {SECTION})")
     p.add_argument("--anchors", default=None, help="CompressAI results CSV (published curves)")
     p.add_argument("--json", default=None, help="also write all measurements as JSON")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -210,7 +217,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(max(1, a.threads))
-    run(a.dir, images=a.images, out=a.out, write=not a.no_write,
+    if not a.section.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise InputError(f"bad --section key {a.section!r}")
+    run(a.dir, images=a.images, out=a.out, write=not a.no_write, section=a.section,
         codecs=a.codecs.split(",") if a.codecs else None, anchors_csv=a.anchors, json_path=a.json,
         command=shlex.join(["gancomp", "bench", *(argv if argv is not None else sys.argv[1:])]),
         progress=True)

@@ -141,24 +141,36 @@ def _adapt(net, mean8: np.ndarray, idx: np.ndarray, values: np.ndarray, diag: np
     return out
 
 
-def _features(net, canvas, ys, xs, values, nc):
-    """(MEDs, per-head inputs of the output layers) of the given pixels, in ENC_BATCH pieces."""
+def _heads(net, hid, m, vals, nc, deltas):
+    """Run the heads in coding order on known values: (features, mean8, idx) per pixel."""
+    res = vals - m
+    errs = np.zeros_like(res)
+    feats, mean8, idx = [], np.empty((m.shape[0], nc), np.int32), np.empty((m.shape[0], nc), np.int32)
+    for k in range(nc):
+        g = net.head_features(k, hid, res, errs)
+        out, shift = net.output(k, g, None if deltas is None else deltas[k] * _step(net, k))
+        mean8[:, k], idx[:, k] = net.params(m[:, k], out, shift)
+        errs[:, k] = vals[:, k] * intmlp.MEAN_FRAC - mean8[:, k]
+        feats.append(g)
+    return feats, mean8, idx
+
+
+def _features(net, canvas, ys, xs, values, nc, deltas=None):
+    """(start, MEDs, head features, mean8, idx) of the given pixels, in ENC_BATCH pieces."""
     ctx = net.context
     for a in range(0, ys.size, ENC_BATCH):
         inputs, m = ctx.gather(canvas, ys[a:a + ENC_BATCH], xs[a:a + ENC_BATCH])
         hid = net.trunk(inputs)
-        res = values[a:a + ENC_BATCH] - m
-        yield a, m, [net.head_features(k, hid, res) for k in range(nc)]
+        feats, mean8, idx = _heads(net, hid, m, values[a:a + ENC_BATCH], nc, deltas)
+        yield a, m, feats, mean8, idx
 
 
 def _predict(net, canvas, ys, xs, values, nc, deltas):
     """Integer (mean8, scale index) arrays (N, nc) of every pixel, as the decoder gets them."""
     mean8 = np.empty((ys.size, nc), dtype=np.int32)
     idx = np.empty((ys.size, nc), dtype=np.int32)
-    for a, m, feats in _features(net, canvas, ys, xs, values, nc):
-        for k in range(nc):
-            out, shift = net.output(k, feats[k], None if deltas is None else deltas[k] * _step(net, k))
-            mean8[a:a + m.shape[0], k], idx[a:a + m.shape[0], k] = net.params(m[:, k], out, shift)
+    for a, m, _f, m8, ix in _features(net, canvas, ys, xs, values, nc, deltas):
+        mean8[a:a + m.shape[0]], idx[a:a + m.shape[0]] = m8, ix
     return mean8, idx
 
 
@@ -217,8 +229,8 @@ def _fit(net, canvas, ys, xs, values, nc, seed):
     n = ys.size
     sel = np.sort(rng.choice(n, FT_SAMPLES, replace=False)) if n > FT_SAMPLES else np.arange(n)
     pieces = list(_features(net, canvas, ys[sel], xs[sel], values[sel], nc))
-    meds = np.concatenate([m for _a, m, _f in pieces])
-    feats = [np.concatenate([f[k] for _a, _m, f in pieces]) for k in range(nc)]
+    meds = np.concatenate([p[1] for p in pieces])
+    feats = [np.concatenate([p[2][k] for p in pieces]) for k in range(nc)]
     values = values[sel]
     deltas = []
     for k, g in enumerate(feats):
@@ -354,9 +366,10 @@ class LosslessCodec(Codec):
             inputs, m = ctx.gather(canvas, yy, xx)
             hid = net.trunk(inputs)
             res = np.zeros((b - a, 3), dtype=np.int64)
+            errs = np.zeros((b - a, 3), dtype=np.int64)
             py, px = yy + ctx.top, xx + ctx.left
             for k in range(nc):
-                out, shift = net.head(k, hid, res, None if deltas is None else deltas[k])
+                out, shift = net.head(k, hid, res, None if deltas is None else deltas[k], errs)
                 mean8, idx = net.params(m[:, k], out, shift)
                 if adapter is not None:
                     v = source.decode(k, mean8, adapter.adjust(k, idx))
@@ -368,6 +381,7 @@ class LosslessCodec(Codec):
                 else:
                     canvas[py, px, k] = v
                 res[:, k] = v - m[:, k]
+                errs[:, k] = v * intmlp.MEAN_FRAC - mean8
         source.finish()
         return _from_canvas_order(
             ctx.interior(canvas, height, width).astype(np.uint8), nc)

@@ -31,7 +31,8 @@ TABLE_BITS = 22            # integer frequencies of the table sum to about 2^TAB
 IN_SHIFT = 5               # network input = pixel difference / 32
 ACT_BITS = 8               # hidden activations in 1/256
 ACT_MAX = float(1 << 20)   # hidden activations are clipped here (keeps sums < 2^53)
-HEAD_EXTRA = (0, 1, 2)     # extra inputs (previous residuals) of the heads, in coding order
+# Head k also sees, for each channel j < k coded before at this pixel: value - MED and (with
+# pred_err, models from v3 on) value - the network's own mean for j.
 
 
 def log_scale(idx):
@@ -43,7 +44,8 @@ def log_scale(idx):
 # float model (training)
 
 
-def build_float(hidden: int = 64, head: int = 32, channels: int = 3, context: str = "small"):
+def build_float(hidden: int = 64, head: int = 32, channels: int = 3, context: str = "small",
+                pred_err: bool = False):
     """The float torch predictor (imports torch lazily: coding needs only numpy)."""
     import torch
     from torch import nn
@@ -56,14 +58,14 @@ def build_float(hidden: int = 64, head: int = 32, channels: int = 3, context: st
             self.trunk = nn.Sequential(nn.Linear(nin, hidden), nn.ReLU(),
                                        nn.Linear(hidden, hidden), nn.ReLU())
             self.heads = nn.ModuleList(
-                nn.Sequential(nn.Linear(hidden + HEAD_EXTRA[k], head), nn.ReLU(),
+                nn.Sequential(nn.Linear(hidden + k * (1 + pred_err), head), nn.ReLU(),
                               nn.Linear(head, 2)) for k in range(channels))
             for h in self.heads:
                 with torch.no_grad():
                     h[2].weight.mul_(0.1)
                     h[2].bias.copy_(torch.tensor([0.0, N_SCALES * 0.45]))
             self.config = {"hidden": hidden, "head": head, "channels": channels,
-                           "context": context}
+                           "context": context, "pred_err": pred_err}
 
         def forward(self, inputs, meds, targets):
             """inputs (N, nin) int-valued, meds/targets (N, C) in coding order -> per-channel
@@ -71,10 +73,13 @@ def build_float(hidden: int = 64, head: int = 32, channels: int = 3, context: st
             h = self.trunk(inputs / 32.0)
             res = (targets - meds) / 32.0
             means, idxs = [], []
+            errs = []
             for k, hd in enumerate(self.heads):
-                o = hd(torch.cat([h, res[:, :k]], dim=1))
+                extra = [res[:, :k]] + ([e[:, None] for e in errs] if pred_err else [])
+                o = hd(torch.cat([h] + extra, dim=1))
                 means.append(meds[:, k] + o[:, 0])
                 idxs.append(o[:, 1])
+                errs.append((targets[:, k] - means[-1].detach().clamp(0.0, 255.0)) / 32.0)
             return torch.stack(means, 1), torch.stack(idxs, 1)
 
     return Predictor()
@@ -164,6 +169,9 @@ class IntPredictor:
         self.context = causal.Context(arrays["offsets"] if "offsets" in arrays else causal.SMALL)
         if self.layers["trunk0"][0].shape[0] != self.context.n_inputs(3):
             raise ValueError("trunk input width does not match the context")
+        hidden = self.layers["trunk1"][0].shape[1]
+        self.pred_err = self.layers["head1.0"][0].shape[0] == hidden + 2 if \
+            "head1.0" in self.layers else False
         self.channels = sum(1 for n in self.layers if n.startswith("head") and n.endswith(".0"))
         table = np.asarray(arrays["table"])
         if table.shape != (N_SCALES, MEAN_FRAC, 511) or table.min() < 1 or table.max() > 1 << 24:
@@ -192,18 +200,20 @@ class IntPredictor:
         h = self._hidden("trunk0", inputs.astype(np.float64))
         return self._hidden("trunk1", h)
 
-    def head(self, k: int, h: np.ndarray, residuals: np.ndarray,
-             delta: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def head(self, k: int, h: np.ndarray, residuals: np.ndarray, delta: np.ndarray | None = None,
+             errors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Raw integer outputs (N, 2) of head k; residuals (N, >=k) value - MED of the channels
-        coded before. ``delta`` optionally adds an integer update to the output layer."""
-        extra = residuals[:, :k].astype(np.float64) * 2.0 ** (ACT_BITS - IN_SHIFT)
-        g = self._hidden(f"head{k}.0", np.concatenate([h, extra], axis=1))
-        return self.output(k, g, delta)
+        coded before, errors (N, >=k) 8 * value - mean8 of them (models with pred_err).
+        ``delta`` optionally adds an integer update to the output layer."""
+        return self.output(k, self.head_features(k, h, residuals, errors), delta)
 
-    def head_features(self, k: int, h: np.ndarray, residuals: np.ndarray) -> np.ndarray:
-        """Inputs of head k's output layer (for per-image fine-tuning)."""
-        extra = residuals[:, :k].astype(np.float64) * 2.0 ** (ACT_BITS - IN_SHIFT)
-        return self._hidden(f"head{k}.0", np.concatenate([h, extra], axis=1))
+    def head_features(self, k: int, h: np.ndarray, residuals: np.ndarray,
+                      errors: np.ndarray | None = None) -> np.ndarray:
+        """Inputs of head k's output layer (also what per-image fine-tuning fits on)."""
+        parts = [h, residuals[:, :k].astype(np.float64) * 2.0 ** (ACT_BITS - IN_SHIFT)]
+        if self.pred_err:  # (value - mean) / 32 at ACT_BITS: exactly 8 * value - mean8
+            parts.append(errors[:, :k].astype(np.float64))
+        return self._hidden(f"head{k}.0", np.concatenate(parts, axis=1))
 
     def output(self, k: int, g: np.ndarray, delta: np.ndarray | None = None) -> np.ndarray:
         w, b, shift = self.layers[f"head{k}.1"]

@@ -32,6 +32,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
              "lr": 3e-3, "gray_frac": 0.3, "half_res": True, "context": "small"},
     "default": {"hidden": 64, "head": 32, "samples": 3_000_000, "steps": 30000, "batch": 4096,
                 "lr": 2e-3, "gray_frac": 0.15, "half_res": True, "context": "small"},
+    # as large, and the heads of R and B also see the G (and R) prediction error
+    "large-err": {"hidden": 80, "head": 32, "samples": 3_000_000, "steps": 24000, "batch": 4096,
+                  "lr": 2e-3, "gray_frac": 0.15, "half_res": True, "context": "large",
+                  "pred_err": True},
     # three rows of context (19 neighbours), wider trunk
     "large": {"hidden": 80, "head": 32, "samples": 3_000_000, "steps": 30000, "batch": 4096,
               "lr": 2e-3, "gray_frac": 0.15, "half_res": True, "context": "large"},
@@ -136,9 +140,11 @@ def evaluate_int(arrays: dict[str, np.ndarray], pool: dict[str, np.ndarray]) -> 
         meds, tg = pool["meds"][i].astype(np.int64), pool["targets"][i].astype(np.int64)
         h = net.trunk(pool["inputs"][i])
         res = tg - meds
+        errs = np.zeros_like(res)
         for k in range(3):
-            out, shift = net.head(k, h, res)
+            out, shift = net.head(k, h, res, errors=errs)
             mean8, idx = net.params(meds[:, k], out, shift)
+            errs[:, k] = tg[:, k] * intmlp.MEAN_FRAC - mean8
             total += float(net.bits(mean8, idx, tg[:, k]).sum())
     return total / max(1, sel.size)
 
@@ -159,7 +165,8 @@ def train(cfg: dict[str, Any], files: list[Path], log=print, seed: int = 0,
                       context)
     log(f"pool {pool['targets'].shape[0]} samples from {len(train_files)} images, "
         f"val {val['targets'].shape[0]} from {len(val_files)} ({time.time() - t0:.0f} s)")
-    model = intmlp.build_float(cfg["hidden"], cfg["head"], context=context)
+    model = intmlp.build_float(cfg["hidden"], cfg["head"], context=context,
+                               pred_err=bool(cfg.get("pred_err", False)))
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     steps = cfg["steps"]
     sched = torch.optim.lr_scheduler.LambdaLR(
