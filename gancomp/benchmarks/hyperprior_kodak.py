@@ -21,17 +21,14 @@ ANCHORS = Path(__file__).resolve().parents[3] / "shared" / "anchors"  # ../share
 
 
 def bd_rate(r1: list[float], p1: list[float], r2: list[float], p2: list[float]) -> float:
-    """Bjøntegaard delta rate (%) of curve 2 against curve 1: cubic fit of log-rate over
-    PSNR, averaged over the overlapping PSNR range. Negative: curve 2 needs fewer bits."""
-    lr1, lr2 = np.log(r1), np.log(r2)
-    c1, c2 = np.polyfit(p1, lr1, 3), np.polyfit(p2, lr2, 3)
-    lo, hi = max(min(p1), min(p2)), min(max(p1), max(p2))
-    if hi <= lo:
+    """BD-rate (%) of curve 2 against curve 1 (gancomp.bdrate); NaN when they do not overlap."""
+    from ..bdrate import bd_rate as _bd
+    from ..errors import GanCompError
+
+    try:
+        return _bd(r1, p1, r2, p2)
+    except GanCompError:
         return float("nan")
-    i1, i2 = np.polyint(c1), np.polyint(c2)
-    a1 = np.polyval(i1, hi) - np.polyval(i1, lo)
-    a2 = np.polyval(i2, hi) - np.polyval(i2, lo)
-    return float((np.exp((a2 - a1) / (hi - lo)) - 1) * 100)
 
 
 def _anchor(path: Path, method: str, key: str = "method") -> tuple[list[float], list[float]]:
