@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .nn.adam import Adam
 
 
 def gaussian_matrix(m: int, n: int, seed: int = 0) -> np.ndarray:
@@ -56,17 +57,16 @@ def _recover_generator(y, a, model, steps, restarts, lr, prior, seed) -> np.ndar
     yt = torch.from_numpy(np.asarray(y, dtype=np.float32))
     gen = torch.Generator().manual_seed(seed)
     u = torch.randn(restarts, model.zdim, generator=gen).requires_grad_(True)
-    opt = torch.optim.Adam([u], lr=lr)
+    opt = Adam([u], lr=lr)
 
     def residual(v: torch.Tensor) -> torch.Tensor:
         x = inversion.synth(model, v).permute(0, 2, 3, 1).reshape(v.shape[0], n)
         return ((x @ at.T - yt) ** 2).sum(1)
 
     for i in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * i / steps)))
+        opt.lr = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * i / steps)))
         loss = residual(u) + prior * (u ** 2).sum(1)
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         loss.sum().backward()
         opt.step()
     with torch.no_grad():

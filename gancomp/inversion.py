@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError
+from .nn.adam import Adam
 from .nn.faces import SIZE, Encoder, Generator, ssim_torch
 
 N_PIXELS = SIZE * SIZE * 3
@@ -215,18 +216,17 @@ def _invert(model: FaceModel, images: np.ndarray, *, loss: str = "combined", bit
     u.requires_grad_(True)
     xt = x.repeat(restarts, 1, 1, 1)
     step = qstep(bits)
-    opt = torch.optim.Adam([u], lr=lr)
+    opt = Adam([u], lr=lr)
     st_from = int(steps * 0.75)
 
     def quant(v: torch.Tensor) -> torch.Tensor:
         return torch.round(v / step) * step
 
     for i in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * i / max(steps, 1))))
+        opt.lr = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * i / max(steps, 1))))
         v = u + (quant(u) - u).detach() if i >= st_from else u
         per = per_image_loss(synth(model, v, ganz), xt, loss) + prior * (v ** 2).mean(1)
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         per.sum().backward()
         opt.step()
     with torch.no_grad():

@@ -225,6 +225,8 @@ def _finetune(net: intmlp.IntPredictor, canvas: np.ndarray, ys: np.ndarray, xs: 
 def _fit(net, canvas, ys, xs, values, nc, seed):
     import torch
 
+    from ..nn.adam import Adam
+
     rng = np.random.default_rng(seed)
     n = ys.size
     sel = np.sort(rng.choice(n, FT_SAMPLES, replace=False)) if n > FT_SAMPLES else np.arange(n)
@@ -243,7 +245,7 @@ def _fit(net, canvas, ys, xs, values, nc, seed):
         x = torch.from_numpy(values[:, k].astype(np.float32))
         scale = step / 2.0 ** (shift - intmlp.ACT_BITS)  # real value of one update unit
         dw = torch.zeros(w.shape[0] + 1, w.shape[1], dtype=torch.float32, requires_grad=True)
-        opt = torch.optim.Adam([dw], lr=0.5)
+        opt = Adam([dw], lr=0.5)
         for _ in range(FT_ITERS):
             out = base + (gt @ dw[:-1] + dw[-1]) * scale
             loss = intmlp.nll_bits(md + out[:, 0], out[:, 1], x).mean()
