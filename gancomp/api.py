@@ -17,6 +17,7 @@ from . import container as ct
 from .codecs import codec_by_id, get_codec
 from .codecs.base import Codec
 from .errors import FormatError, InputError, ModelError
+from .metrics import psnr
 
 
 @dataclass
@@ -143,11 +144,6 @@ def encode_array_ex(arr: np.ndarray, codec: str = "default", quality: float | No
     return _search(c, arr, target_bpp, target_psnr, icc, exif, bit_depth, options, progress)
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
-
-
 def _search(c: Codec, arr: np.ndarray, target_bpp: float | None, target_psnr: float | None,
             icc, exif, bit_depth, options, progress, steps: int = 9) -> EncodeResult:
     """Bisection over quality (rate and quality rise with it): the highest quality whose
@@ -161,7 +157,7 @@ def _search(c: Codec, arr: np.ndarray, target_bpp: float | None, target_psnr: fl
         if target_bpp is not None:
             return len(data) * 8 / pixels <= target_bpp, data, notes
         rec = decode(data).pixels
-        return _psnr(arr[:, :, :rec.shape[2]], rec) >= target_psnr, data, notes
+        return psnr(arr[:, :, :rec.shape[2]], rec) >= target_psnr, data, notes
 
     if target_bpp is not None:
         good, data, notes = ok(lo)

@@ -60,7 +60,8 @@ def _pil_encode(fmt: str, options: Callable[[float], dict]) -> Callable[[np.ndar
     return enc
 
 
-def _pil_decode(data: bytes) -> np.ndarray:
+def pil_decode(data: bytes) -> np.ndarray:
+    """Decode any Pillow-readable file (JPEG, WebP, PNG, JPEG 2000) to 8-bit RGB."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:
@@ -207,16 +208,16 @@ CLASSICAL: dict[str, ClassicalCodec] = {
         ClassicalCodec(
             "jpeg", "JPEG (Pillow/libjpeg, 4:2:0, quality)", "quality",
             _pil_encode("JPEG", lambda q: {"quality": int(q), "subsampling": "4:2:0"}),
-            _pil_decode, lambda: _probe_pil("JPEG"),
+            pil_decode, lambda: _probe_pil("JPEG"),
             sweep=(3, 5, 10, 20, 30, 50, 70, 85), qrange=(1, 95)),
         ClassicalCodec(
             "webp", "WebP (Pillow/libwebp, method 4, quality)", "quality",
             _pil_encode("WEBP", lambda q: {"quality": int(q), "method": 4}),
-            _pil_decode, lambda: _probe_pil("WEBP"),
+            pil_decode, lambda: _probe_pil("WEBP"),
             sweep=(0, 5, 15, 30, 50, 70, 85, 95), qrange=(0, 100)),
         ClassicalCodec(
             "jpeg2000", "JPEG 2000 (Pillow/OpenJPEG, 9/7 + MCT, compression ratio)", "ratio",
-            _j2k_encode, _pil_decode, lambda: _probe_pil("JPEG2000"),
+            _j2k_encode, pil_decode, lambda: _probe_pil("JPEG2000"),
             sweep=tuple(round(_J2K_INV(r), 3) for r in (240, 120, 80, 48, 32, 20, 12)),
             qrange=(0, 100), to_native=_J2K_FWD, from_native=_J2K_INV, integer_quality=False),
         ClassicalCodec(

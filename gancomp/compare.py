@@ -548,24 +548,10 @@ def to_csv(result: Result) -> str:
 
 
 def write_text(path: str | Path, text: str) -> None:
-    """Write an output file atomically (temp file + rename)."""
-    import os
-    import tempfile
+    """Write a text output file atomically, replacing an existing one."""
+    from .imageio import write_output
 
-    p = Path(path)
-    if p.parent and not p.parent.exists():
-        raise InputError(f"{path}: folder does not exist")
-    fd, tmp = tempfile.mkstemp(dir=p.parent or ".", prefix=p.name + ".tmp")
-    from .imageio import file_mode
-
-    os.fchmod(fd, file_mode())
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_output(str(path), text.encode("utf-8"), force=True)
 
 
 def markdown_report(result: Result, command: str, bd: dict[str, dict[str, dict[str, float | None]]],

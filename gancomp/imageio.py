@@ -204,7 +204,7 @@ def write_output(path: str, data: bytes, force: bool = False, protect: str | Non
         raise InputError(f"{path}: is a directory")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
-        raise InputError(f"{path}: folder {parent} does not exist")
+        raise InputError(f"{path}: folder does not exist ({parent})")
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
     os.fchmod(fd, file_mode())  # mkstemp makes 0600 files; outputs get the usual mode
     try:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
+
+from .imageio import write_output
 
 HEADER = "# Benchmarks\n\nEvery table below was produced by the command shown with it.\n"
 
@@ -18,12 +19,6 @@ def _markers(key: str) -> tuple[str, str]:
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", key):
         raise ValueError(f"bad section key {key!r}")
     return f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_section(path: str | os.PathLike, key: str, markdown: str) -> None:
@@ -38,11 +33,7 @@ def write_section(path: str | os.PathLike, key: str, markdown: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
-    os.fchmod(fd, 0o666 & ~_umask())
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_output(str(path), text.encode("utf-8"), force=True)
 
 
 def read_section(path: str | os.PathLike, key: str) -> str | None:

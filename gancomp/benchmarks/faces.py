@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import metrics
+from ..baselines import pil_decode
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -58,12 +59,6 @@ def _pil_bytes(img: np.ndarray, fmt: str, quality: int) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format=fmt, quality=quality)
     return buf.getvalue()
-
-
-def _pil_decode(data: bytes) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
 def _smallest_at_least(img: np.ndarray, fmt: str, nbytes: int) -> bytes:
@@ -249,9 +244,9 @@ def main(argv: list[str] | None = None) -> None:
         rows[1].add(f, api.decode_array(km), len(km))
         for row, q in ((rows[2], 10), (rows[3], 1)):
             j = _pil_bytes(f, "JPEG", q)
-            row.add(f, _pil_decode(j), len(j))
+            row.add(f, pil_decode(j), len(j))
         w = _largest_at_most(f, "WEBP", len(data))
-        rows[4].add(f, _pil_decode(w), len(w))
+        rows[4].add(f, pil_decode(w), len(w))
         try:
             wv = api.encode_array(f, "wavelet", target_bpp=len(data) * 8 / 4096)
         except Exception:  # noqa: BLE001  # the wavelet codec cannot go that low
@@ -281,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     low = Row("WebP q=0 (its lowest rate)")
     for f in faces:
         w = _pil_bytes(f, "WEBP", 0)
-        low.add(f, _pil_decode(w), len(w))
+        low.add(f, pil_decode(w), len(w))
     body += "\n" + low.line()
     md = (f"Held-out faces: the last {len(held)} of {args.data.name} (sorted ids), "
           f"{len(faces)} scored for the default and classical rows, first {nv} for the other "
@@ -298,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     report.write_section(args.out, "faces", md)
     # grid
     k = min(8, len(faces))
-    jp = [_pil_decode(_smallest_at_least(f, "JPEG", len(d))) for f, d in zip(faces[:k], files[:k])]
+    jp = [pil_decode(_smallest_at_least(f, "JPEG", len(d))) for f, d in zip(faces[:k], files[:k])]
     jb = [len(_smallest_at_least(f, "JPEG", len(d))) * 8 / 4096 for f, d in zip(faces[:k], files[:k])]
     _grid(args.grid, faces[:k], [
         ("original", list(faces[:k])),

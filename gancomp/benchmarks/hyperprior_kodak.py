@@ -9,7 +9,6 @@ measured in the same run.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -31,11 +30,12 @@ def bd_rate(r1: list[float], p1: list[float], r2: list[float], p2: list[float]) 
         return float("nan")
 
 
-def _anchor(path: Path, method: str, key: str = "method") -> tuple[list[float], list[float]]:
-    rows = [r for r in csv.DictReader(open(path)) if r[key] == method]
-    bpp = [float(r["bpp"]) for r in rows]
-    psnr = [float(r.get("psnr") or r.get("psnr_rgb")) for r in rows]
-    return bpp, psnr
+def _anchor(path: Path, method: str) -> tuple[list[float], list[float]]:
+    """(bpp, PSNR) of one method of an anchors CSV (gancomp.anchors)."""
+    from ..anchors import read_csv
+
+    c = read_csv(path)[method]
+    return c.bpp.tolist(), c.psnr.tolist()
 
 
 def sweep(codec: str, files: list[Path], qualities: list[float], **opts) -> list[dict]:

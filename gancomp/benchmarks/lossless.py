@@ -27,6 +27,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..baselines import pil_decode
+
 VARIANTS: dict[str, dict] = {
     "lossless": {},
     "lossless --finetune": {"finetune": True},
@@ -42,12 +44,6 @@ def _png(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _pil_decode(data: bytes) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-
-
 def _webp(img: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -60,8 +56,8 @@ def _refs() -> dict[str, tuple[Callable, Callable]]:
     import imagecodecs as ic
 
     return {
-        "PNG (Pillow, optimize)": (_png, _pil_decode),
-        "WebP lossless (m6, q75)": (_webp, _pil_decode),
+        "PNG (Pillow, optimize)": (_png, pil_decode),
+        "WebP lossless (m6, q75)": (_webp, pil_decode),
         "JPEG 2000 lossless (OpenJPEG 5/3)": (lambda a: ic.jpeg2k_encode(a, level=0, reversible=True),
                                               ic.jpeg2k_decode),
         "JPEG-LS (CharLS)": (ic.jpegls_encode, ic.jpegls_decode),

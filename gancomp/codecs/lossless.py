@@ -22,6 +22,7 @@ image, and stores the quantized updates only when they save more bits than they 
 from __future__ import annotations
 
 import zlib
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -46,9 +47,7 @@ def _family():
     return constriction.stream.model.Categorical(perfect=False)
 
 
-_NETS: dict[str, tuple[intmlp.IntPredictor, str]] = {}
-
-
+@lru_cache(maxsize=4)
 def _load(model_id: str = "", sha: str = "") -> tuple[intmlp.IntPredictor, str, str]:
     """(integer predictor, model id, sha256) of the named or default lossless model."""
     from .. import weights
@@ -59,11 +58,8 @@ def _load(model_id: str = "", sha: str = "") -> tuple[intmlp.IntPredictor, str, 
         if card is None:
             raise ModelError("no model for codec 'lossless' is installed (see `gancomp models`)")
         model_id = card.id
-    arrays, card = weights.load(model_id, sha)
-    key = card.sha256
-    if key not in _NETS:
-        _NETS[key] = (intmlp.IntPredictor(arrays), card.id)
-    return _NETS[key][0], card.id, card.sha256
+    arrays, card = weights.load(model_id, sha)  # cached: read and verified once per process
+    return intmlp.IntPredictor(arrays), card.id, card.sha256
 
 
 def _to_canvas_order(image: np.ndarray) -> np.ndarray:
