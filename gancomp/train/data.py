@@ -27,6 +27,17 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
+def is_held_out(path: str | Path) -> bool:
+    """The project's held-back photos: about 5 % of shared/data/train, chosen by a hash of the
+    file name. Never train or tune on them; they are the unseen test set beside Kodak."""
+    return hashlib.sha256(Path(path).name.encode()).digest()[0] < 13
+
+
+def split_held_out(files: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(training files, held-back files) by :func:`is_held_out`."""
+    return [f for f in files if not is_held_out(f)], [f for f in files if is_held_out(f)]
+
+
 def extract_crops(files: list[Path], crop: int, per_image: int, seed: int,
                   downscale: tuple[float, float] = (0.5, 1.0)) -> np.ndarray:
     """(n, crop, crop, 3) uint8 random crops; half of them from a randomly downscaled copy

@@ -14,7 +14,6 @@ train / held-out validation by a hash of their file name; Kodak is never used.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..nn import causal, intmlp
+from .data import is_held_out
 
 CONFIGS: dict[str, dict[str, Any]] = {
     # seconds on one core: for the test suite
@@ -52,7 +52,7 @@ def list_images(root: Path) -> list[Path]:
 
 
 def _is_val(path: Path) -> bool:
-    return hashlib.sha256(path.name.encode()).digest()[0] < 13  # ~5% held out
+    return is_held_out(path)  # ~5% held out
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
