@@ -14,6 +14,86 @@ import numpy as np
 
 from ..errors import InputError
 
+@dataclass(frozen=True)
+class Option:
+    """One codec option, declared once: parsing, range checks, defaults and help all come
+    from here (``-x name=value`` on the command line, keyword arguments in the library).
+
+    ``kind`` is int, float, str or bool; ``lo``/``hi`` bound numbers (inclusive); ``choices``
+    limits strings. ``default`` None means "codec decides" (the option is simply absent).
+    """
+
+    name: str
+    kind: type
+    default: Any
+    help: str
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] | None = None
+
+    def parse(self, codec: str, value: Any) -> Any:
+        """The typed, range-checked value; InputError (one line) otherwise."""
+        what = f"codec {codec!r} option {self.name}"
+        try:
+            if self.kind is bool:
+                if isinstance(value, str):
+                    low = value.strip().lower()
+                    if low not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                        raise ValueError
+                    v: Any = low in {"1", "true", "yes", "on"}
+                else:
+                    v = bool(value)
+            elif self.kind is int:
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError
+                v = int(str(value).strip()) if isinstance(value, str) else int(value)
+            elif self.kind is float:
+                v = float(value)
+                if not np.isfinite(v):
+                    raise ValueError
+            else:
+                v = str(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{what} needs {self.kind.__name__}, got {value!r}") from None
+        if self.choices is not None and v not in self.choices:
+            raise InputError(f"{what} must be one of {', '.join(self.choices)}, got {v!r}")
+        if self.lo is not None and v < self.lo or self.hi is not None and v > self.hi:
+            raise InputError(f"{what} must be in {self.lo:g}..{self.hi:g}, got {v!r}")
+        return v
+
+    def describe(self) -> str:
+        """One line for ``--help`` / ``gancomp codecs -v``."""
+        rng = (f" {{{','.join(self.choices)}}}" if self.choices else
+               f" [{self.lo:g}..{self.hi:g}]" if self.lo is not None and self.hi is not None else "")
+        dflt = "" if self.default is None else f" (default {self.default})"
+        return f"{self.name}: {self.kind.__name__}{rng}{dflt}. {self.help}"
+
+
+# Options every codec accepts (placement of transforms; codecs without any ignore it).
+COMMON_OPTIONS: tuple[Option, ...] = (
+    Option("device", str, None, "where learned transforms run", choices=("auto", "cpu", "cuda")),
+)
+
+
+def validate_options(codec: str, declared: tuple[Option, ...], given: dict[str, Any],
+                     fill_defaults: bool = True) -> dict[str, Any]:
+    """Check ``given`` against ``declared`` (+ COMMON_OPTIONS): unknown names and bad values
+    raise InputError; None values count as absent. Returns typed values, with defaults."""
+    table = {o.name: o for o in (*COMMON_OPTIONS, *declared)}
+    extra = sorted(k for k, v in given.items() if v is not None and k not in table)
+    if extra:
+        known = ", ".join(sorted(table)) or "none"
+        raise InputError(f"codec {codec!r} does not take option(s): {', '.join(extra)} "
+                         f"(it takes: {known})")
+    out: dict[str, Any] = {}
+    for name, opt in table.items():
+        if given.get(name) is not None:
+            out[name] = opt.parse(codec, given[name])
+        elif fill_defaults and opt.default is not None:
+            out[name] = opt.default
+    return out
+
+
 # Parameter values a codec may store in the file; the container encodes them compactly.
 ParamValue = int | float | str | bytes
 Params = dict[str, ParamValue]
@@ -50,6 +130,18 @@ class Codec:
     channels: ClassVar[tuple[int, ...]] = (1, 3)
     lossless: ClassVar[bool] = False
     description: ClassVar[str] = ""
+    # Declared options (see :class:`Option`); encode_options for encode, decode_options for
+    # decode. Codecs call :meth:`encode_opts` / :meth:`decode_opts` to validate what they got.
+    encode_options: ClassVar[tuple[Option, ...]] = ()
+    decode_options: ClassVar[tuple[Option, ...]] = ()
+
+    def encode_opts(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Validated, typed encode options with defaults filled (InputError otherwise)."""
+        return validate_options(self.name, self.encode_options, options)
+
+    def decode_opts(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Validated, typed decode options with defaults filled (InputError otherwise)."""
+        return validate_options(self.name, self.decode_options, options)
 
     def encode(self, image: np.ndarray, quality: float | None = None, **options: Any) -> Encoded:
         """Code an (H, W, C) uint8 array. ``quality`` is 0..100, higher is better;
