@@ -3,13 +3,13 @@
 # recipe's output folder into one tar under $OUT (the device tool returns at most 8 files).
 #
 #   OUT=/tmp/gout MINUTES=7 gpu/run_all.sh            # on the GPU machine (device tool)
-#   OUT=/tmp/gout MINUTES=0.3 DEVICE=cpu gpu/run_all.sh   # CPU dry run here
+#   OUT=/tmp/gout MINUTES=0.3 DEVICE=cpu GRACE=900 gpu/run_all.sh   # CPU dry run here
 #
 # Inputs: .gpudata/ (packed by gpu/pack_data.py) and, on the GPU machine, wheels in .whl/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-: "${OUT:?set OUT}" "${MINUTES:=7}" "${DEVICE:=cuda}"
-export DATA="$PWD/.gpudata" MINUTES DEVICE PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
+: "${OUT:?set OUT}" "${MINUTES:=7}" "${DEVICE:=cuda}" "${GRACE:=120}"
+export DATA="$PWD/.gpudata" MINUTES DEVICE PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 PYTHON=python3
 work=/tmp/gpu_work; rm -rf "$work"; mkdir -p "$work"
 log="$OUT/run_all.log"; mkdir -p "$OUT"
 {
@@ -21,8 +21,8 @@ pids=(); names=()
 for r in gpu/i*.sh; do
   [ -f "$r" ] || continue
   n=$(basename "$r" .sh); mkdir -p "$work/$n"
-  # each recipe gets its training minutes plus 2 minutes for start-up and export
-  ( OUT="$work" timeout -k 10 "$(python3 -c "print(int($MINUTES*60+120))")" bash "$r" \
+  # each recipe gets its training minutes plus GRACE seconds for start-up and export
+  ( OUT="$work" timeout -k 10 "$(python3 -c "print(int($MINUTES*60+$GRACE))")" bash "$r" \
       >"$work/$n/recipe.log" 2>&1; echo "rc=$?" >>"$work/$n/recipe.log" ) &
   pids+=($!); names+=("$n")
 done
