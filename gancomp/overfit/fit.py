@@ -4,10 +4,10 @@ Loss = MSE(RGB in 0..1) + lambda * bits / pixels. Phases:
 
 1. warm-up: ``candidates`` random network inits, each fitted ``warm`` iterations; the best
    (lowest loss over its last iterations) continues;
-2. main: soft rounding with annealed temperature (0.3 -> 0.1) around additive uniform noise,
+2. main: soft rounding with annealed temperature (0.5 -> 0.2) around additive uniform noise,
    y_hat = s_T(s_T(y) + u) (Agustsson & Theis 2020, as in C3), Adam with cosine-decayed
    learning rates (latents and networks in separate groups), gradient-norm clipping;
-3. final: straight-through quantization (forward round(y), backward through s_T at T=0.1) at a
+3. final: straight-through quantization (forward round(y), backward through s_T at T=0.2) at a
    low learning rate, so the fit ends at the values that will be coded.
 
 Written for one CPU core: 1x1 layers are single matrix products over (channels, pixels), the
@@ -33,12 +33,12 @@ class Schedule:
     iters: int = 1000
     candidates: int = 1
     warm: int = 0
-    lr_lat: float = 1e-2
+    lr_lat: float = 1e-1
     lr_net: float = 1e-2
     lr_final: float = 1e-4
     final_frac: float = 0.1
-    t_start: float = 0.3
-    t_end: float = 0.1
+    t_start: float = 0.5
+    t_end: float = 0.2
     clip: float = 1.0
 
 
