@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +34,9 @@ from .common import describe_channels, note, parse_extra, spinner
               help="Entropy coder of the lossless codec (huffman: the seed's variant).")
 @click.option("--finetune", is_flag=True, default=False,
               help="lossless: fit the predictor's output layer to the image when it pays.")
+@click.option("--effort", type=int, default=None,
+              help="overfit: fitting effort 1 (fast) .. 9 (best, slowest).")
+@click.option("--seed", type=int, default=None, help="Random seed of codecs that fit at encode time.")
 @click.option("-x", "--opt", "extra", multiple=True, metavar="KEY=VALUE",
               help="Codec-specific option (repeatable), e.g. -x loss=mse.")
 @click.option("--metadata", type=click.Choice(["none", "icc", "all"]), default="icc",
@@ -43,7 +47,8 @@ from .common import describe_channels, note, parse_extra, spinner
 def encode(input: str, output: str | None, codec: str, quality: float | None,
            target_bpp: float | None, target_psnr: float | None, ratio: float | None,
            colors: int | None, device: str | None, resize: bool, entropy: str | None,
-           finetune: bool, extra: tuple[str, ...], metadata: str,
+           finetune: bool, effort: int | None, seed: int | None, extra: tuple[str, ...],
+           metadata: str,
            force: bool, verbose: bool, quiet: bool) -> None:
     """Compress INPUT (PNG, JPEG, WebP, TIFF, BMP, PPM/PGM; '-' = stdin) to OUTPUT.
 
@@ -60,14 +65,17 @@ def encode(input: str, output: str | None, codec: str, quality: float | None,
     img = imageio.load_image(input)
     options = dict(parse_extra(extra), ratio=ratio, colors=colors, device=device,
                    resize=True if resize else None, entropy=entropy,
-                   finetune=True if finetune else None)
+                   finetune=True if finetune else None, effort=effort, seed=seed)
+    fits = codec == "overfit"
+    if fits and not quiet and sys.stderr.isatty():
+        options["progress"] = True  # the codec draws its own bar with ETA
     if output != "-":  # fail before the (possibly slow) encode, not after
         out = Path(output)
         if out.exists() and not force:
             from ..errors import InputError
 
             raise InputError(f"{output}: exists (use --force to overwrite)")
-    with spinner(f"encoding with {codec}…", not quiet):
+    with spinner(f"encoding with {codec}…", not quiet and not fits):
         res = api.encode_array_ex(
             img.pixels, codec, quality, target_bpp=target_bpp, target_psnr=target_psnr,
             icc=img.icc if metadata != "none" else None,
