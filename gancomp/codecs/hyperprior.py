@@ -66,19 +66,39 @@ class _Runtime:
         self.bounds = arrays["scale_bounds"].astype(np.int64)
         self.z_freqs = arrays["z_freqs"].astype(np.int64)
         self.z_offsets = arrays["z_offsets"].astype(np.int64)
+        levels = int(arrays["log_lambdas"].size)
+        so = arrays.get("scale_offsets")   # absent in hp-a1: no offsets, as it was coded
+        self.scale_offsets = (np.zeros((levels, M), np.int64) if so is None
+                              else np.asarray(so, np.int64).reshape(levels, M))
 
     def t_of(self, quality: float):
         import torch
 
         return torch.tensor([quality / 100.0 * (self.model.levels - 1)], device=self.device)
 
-    def entropy_params(self, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Integer means (at 2^8) and scale indexes from integer z: exact on any machine."""
+    def scale_offset(self, q100: int) -> np.ndarray:
+        """(M,) integer log-scale offsets (at 2^8) at quality ``q100`` (0..10000): the per-level
+        offsets interpolated in integer arithmetic, so every machine gets the same values."""
+        so = self.scale_offsets
+        if so.shape[0] == 1:
+            return so[0].copy()
+        p = int(q100) * (so.shape[0] - 1)
+        i = min(p // 10000, so.shape[0] - 2)
+        r = p - i * 10000
+        return (so[i] * (10000 - r) + so[i + 1] * r) // 10000
+
+    def entropy_params(self, z_hat: np.ndarray,
+                       offset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Integer means (at 2^8) and scale indexes from integer z: exact on any machine.
+        ``offset`` (M,) is added to the log-scales before the scale index is chosen."""
         from ..nn.intnet import run
 
         out = run(self.hs, z_hat)
         mean_int = out[:self.M].astype(np.int64)
-        idx = np.searchsorted(self.bounds, out[self.M:].astype(np.int64), side="right")
+        log_s = out[self.M:].astype(np.int64)
+        if offset is not None:
+            log_s = log_s + np.asarray(offset, np.int64).reshape(-1, *([1] * (log_s.ndim - 1)))
+        idx = np.searchsorted(self.bounds, log_s, side="right")
         return mean_int, idx
 
     def z_index(self, shape: tuple[int, ...]) -> np.ndarray:
