@@ -228,3 +228,65 @@ def test_frozen_hp_a1_files_decode_bit_exactly(name):
     dec = api.decode((DATA / name).read_bytes())
     assert dec.header.model_id == "hp-a1"
     assert hashlib.sha256(dec.pixels.tobytes()).hexdigest() == want["pixels_sha256"]
+
+
+def test_lower_bound_passes_gradient_that_raises_clamped_values():
+    import torch
+
+    from gancomp.nn.hyperprior import gaussian_likelihood, lower_bound
+
+    x = torch.tensor([0.01, 0.5], requires_grad=True)
+    (-lower_bound(x, 0.11)).sum().backward()       # descent would raise both: both get it
+    assert x.grad.tolist() == [-1.0, -1.0]
+    x.grad = None
+    lower_bound(x, 0.11).sum().backward()          # would lower the clamped one: blocked
+    assert x.grad.tolist() == [0.0, 1.0]
+    s = torch.tensor([0.01], requires_grad=True)   # a scale below the floor still learns
+    (-torch.log2(gaussian_likelihood(torch.tensor([0.8]), s))).sum().backward()
+    assert s.grad.item() < 0
+
+
+def test_crop_sampler_gives_fresh_crops_of_the_asked_size():
+    from gancomp.train.data import CropSampler, load_images
+
+    images = load_images(DATA, 48, downscaled_copy=False)
+    s = CropSampler(images, 48, "cpu", seed=1)
+    a, b = s.sample(4), s.sample(4)
+    assert a.shape == (4, 3, 48, 48) and 0 <= float(a.min()) and float(a.max()) <= 1
+    assert not np.array_equal(a.numpy(), b.numpy())
+
+
+def test_training_entry_point_without_click_exports_weights_card_and_loss_log(tmp_path):
+    from gancomp.train.loop import main
+
+    out = tmp_path / "out"
+    assert main(["--config", "tiny", "--data", str(DATA), "--run-dir", str(tmp_path / "run"),
+                 "--steps", "3", "--export", "hp-t2", "--out", str(out)]) == 0
+    card = json.loads((out / "hp-t2.json").read_text())
+    assert card["steps"] == 3 and card["loss_log"]["last_step"] == 3
+    fit = card["rate_offsets_fit"]
+    assert len(fit["y_bpp_fitted"]) == 3
+    assert all(f <= l for f, l in zip(fit["y_bpp_fitted"], fit["y_bpp_learned"]))
+    assert (out / "hp-t2.loss.csv").is_file()
+
+
+def test_rate_offsets_are_integer_interpolated_and_change_the_scale_index(with_tiny):
+    from gancomp.codecs import hyperprior as hp
+    from gancomp.weights import find
+
+    card = find("hp-tinytest")
+    rt = hp._runtime("hp-tinytest", card.sha256, "cpu")
+    levels, M = rt.scale_offsets.shape
+    saved = rt.scale_offsets.copy()
+    try:
+        rt.scale_offsets = np.arange(levels * M, dtype=np.int64).reshape(levels, M) * 100
+        assert np.array_equal(rt.scale_offset(0), rt.scale_offsets[0])
+        assert np.array_equal(rt.scale_offset(10000), rt.scale_offsets[-1])
+        mid = rt.scale_offset(5000 // (levels - 1))     # halfway between levels 0 and 1
+        assert np.array_equal(mid, (rt.scale_offsets[0] + rt.scale_offsets[1]) // 2)
+        z = np.random.default_rng(0).integers(-3, 4, (rt.z_freqs.shape[0], 2, 2))
+        _, i0 = rt.entropy_params(z)
+        _, i1 = rt.entropy_params(z, np.full(M, 512))
+        assert (i1 >= i0).all() and (i1 > i0).any()
+    finally:
+        rt.scale_offsets = saved

@@ -160,13 +160,13 @@ class HyperpriorModel(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training pass: reconstruction plus likelihoods (noise for rate, STE for pixels)."""
         g, ig = self.gains(t)
-        y = self.g_a(x) * g
-        z = self.h_a(y)
+        y = self.g_a(x).float() * g       # latents in float32 under AMP (bf16 steps are coarse)
+        z = self.h_a(y).float()
         z_t = z + torch.empty_like(z).uniform_(-0.5, 0.5) if self.training else torch.round(z)
-        z_lik = self.prior.likelihood(z_t.float())
+        with torch.autocast(z.device.type, enabled=False):  # likelihoods in float32 under AMP
+            z_lik = self.prior.likelihood(z_t.float())
         mu, log_s = self.entropy_params(z_t)
         mu, log_s = mu.float(), log_s.float() + self.scale_offset(t)
-        y = y.float()
         scale = torch.exp(log_s)
         y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5) if self.training else torch.round(y - mu) + mu
         y_lik = gaussian_likelihood(y_noisy - mu, scale)

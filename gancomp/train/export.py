@@ -86,22 +86,8 @@ def _varint_bits(v: np.ndarray) -> np.ndarray:
     return 8 * np.maximum(1, np.ceil(np.log2(u + 1) / 7)).astype(np.float64)
 
 
-def code_bits(sym: np.ndarray, idx: np.ndarray, freqs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Bits of each y symbol under the integer tables (escapes: escape bin + varint), i.e.
-    what :func:`gancomp.entropy.encode_indexed` spends, without running the coder."""
-    freqs = freqs.astype(np.int64)
-    K = freqs.shape[1]
-    rows = freqs.sum(1).astype(np.float64)
-    col = sym - offsets[idx]
-    inside = (col >= 0) & (col < K - 1)
-    f = freqs[idx, np.where(inside, col, K - 1)]
-    ok = inside & (f > 0)
-    esc = -np.log2(freqs[idx, K - 1] / rows[idx]) + _varint_bits(sym)
-    return np.where(ok, -np.log2(np.maximum(f, 1) / rows[idx]), esc)
-
-
 def fit_scale_offsets(model, arrays: dict[str, np.ndarray], crops, coarse: int = 32,
-                      fine: int = 4, span: int = 768) -> tuple[np.ndarray, dict[str, Any]]:
+                      fine: int = 8, span: int = 768) -> tuple[np.ndarray, dict[str, Any]]:
     """Refit ``arrays['scale_offsets']`` per (level, channel) to minimise the exact code length
     of the y symbols of ``crops`` (B, 3, H, W floats in [0, 1], training data, never Kodak)
     at each trained level. Returns the offsets and a summary (y bits per pixel before/after)."""
@@ -113,6 +99,13 @@ def fit_scale_offsets(model, arrays: dict[str, np.ndarray], crops, coarse: int =
                                arrays[f"hs_int.{i}.meta"])
           for i in range(len([k for k in arrays if k.startswith("hs_int.") and k.endswith(".meta")]))]
     freqs, offs, bounds = arrays["y_freqs"], arrays["y_offsets"], arrays["scale_bounds"]
+    f64 = freqs.astype(np.float64)
+    K = freqs.shape[1]
+    zero_col = freqs <= 0
+    zero_col[:, -1] = False
+    # bits of each (row, column); zero columns and out-of-row values cost the escape bin
+    cost_table = -np.log2(np.maximum(f64, 1) / f64.sum(1, keepdims=True))
+    cost_table[zero_col] = cost_table[np.nonzero(zero_col)[0], K - 1]
     start = arrays["scale_offsets"].astype(np.int64)
     best = start.copy()
     M = model.M
@@ -120,23 +113,30 @@ def fit_scale_offsets(model, arrays: dict[str, np.ndarray], crops, coarse: int =
     summary: dict[str, Any] = {"crops": int(crops.shape[0]), "crop": int(crops.shape[2]),
                                "y_bpp_learned": [], "y_bpp_fitted": []}
     model = model.eval().cpu()
+    with torch.no_grad():   # the analysis does not depend on the level: once per crop
+        y_raw = [model.g_a(x[None].float()) for x in crops]
     for lev in range(model.levels):
         t = torch.tensor([float(lev)])
         syms, logs = [], []
         with torch.no_grad():
             g, _ = model.gains(t)
-            for x in crops:
-                y = model.g_a(x[None].float()) * g
+            for y0 in y_raw:
+                y = y0 * g
                 z = torch.round(model.h_a(y))[0].double().numpy()
                 out = run(hs, z)
                 mean = out[:M].astype(np.int64)
                 syms.append(np.rint(y[0].double().numpy() - mean / 256.0).astype(np.int64).reshape(M, -1))
                 logs.append(out[M:].astype(np.int64).reshape(M, -1))
         sym, ls = np.concatenate(syms, 1), np.concatenate(logs, 1)
+        extra = _varint_bits(sym)   # an escaped value also costs its varint
 
         def bits(delta: np.ndarray) -> np.ndarray:  # (M,) offsets -> (M,) total bits
             idx = np.searchsorted(bounds, ls + delta[:, None], side="right")
-            return code_bits(sym, idx, freqs, offs).sum(1)
+            col = sym - offs[idx]
+            out = (col < 0) | (col >= K - 1)
+            col = np.where(out, K - 1, col)
+            esc = out | zero_col[idx, col]
+            return (cost_table[idx, col] + esc * extra).sum(1)
 
         base = bits(start[lev])
         cost, choice = base.copy(), start[lev].copy()
@@ -162,7 +162,8 @@ def export_arrays(model, half: bool = False) -> dict[str, np.ndarray]:
             a = v.detach().cpu().numpy()
             arrays[k] = a.astype(np.float16) if half and a.ndim == 4 else a.astype(np.float32)
     for i, layer in enumerate(integer_hs(model)):
-        arrays[f"hs_int.{i}.weight"] = layer.weight.astype(np.int32)
+        w = layer.weight
+        arrays[f"hs_int.{i}.weight"] = w.astype(np.int16 if np.abs(w).max() < 2 ** 15 else np.int32)
         arrays[f"hs_int.{i}.bias"] = layer.bias.astype(np.int64)
         arrays[f"hs_int.{i}.meta"] = layer.meta()
     yf, yo, yb = gaussian_tables()
@@ -173,7 +174,7 @@ def export_arrays(model, half: bool = False) -> dict[str, np.ndarray]:
     return arrays
 
 
-def fit_crops(cfg: dict[str, Any], count: int = 48, seed: int = 12345):
+def fit_crops(cfg: dict[str, Any], count: int = 24, seed: int = 12345):
     """Fixed random training crops (held-back photos excluded) for fitting the offsets."""
     import torch
 
@@ -203,7 +204,7 @@ def loss_summary(log_path: Path) -> dict[str, Any] | None:
 
 def export(checkpoint: Path, model_id: str, folder: Path, results: Any = None,
            half: bool = False, default: bool = True, fit: bool = True,
-           fit_count: int = 48) -> Path:
+           fit_count: int = 24) -> Path:
     """Write models/<model_id>.safetensors + .json from a training checkpoint (with the rate
     offsets refitted on ``fit_count`` training crops unless ``fit`` is False)."""
     from safetensors import safe_open
@@ -217,7 +218,7 @@ def export(checkpoint: Path, model_id: str, folder: Path, results: Any = None,
     model = build_model(cfg)
     step = load_checkpoint(checkpoint, model)
     model.eval()
-    arrays = export_arrays(model, half=half)
+    arrays = export_arrays(model, half=half or bool(cfg.get("export_half", False)))
     fit_info = None
     if fit:
         arrays["scale_offsets"], fit_info = fit_scale_offsets(model, arrays, fit_crops(cfg, fit_count))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,10 @@ def train(cfg: dict[str, Any], resume: bool = True, progress: bool = True) -> Pa
     torch.manual_seed(cfg["seed"])
     device = torch.device(_device(cfg["device"]))
     cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True          # fixed crop size: pick the fastest kernels
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     run = Path(cfg["run_dir"])
     run.mkdir(parents=True, exist_ok=True)
     images = load_images(cfg["data"], cfg["crop"], cfg.get("downscaled_copy", True), cfg["seed"])
@@ -152,9 +157,11 @@ def train(cfg: dict[str, Any], resume: bool = True, progress: bool = True) -> Pa
         (run / "init.json").write_text(json.dumps({"init": cfg["init"], **init_info}) + "\n")
     t0 = time.time()
     last_ckpt = t0
+    lr = cfg["lr"]
     deadline = t0 + 60 * cfg["minutes"] if cfg["minutes"] else math.inf
     total = int(cfg["steps"])
     acc = torch.zeros(3, device=device)
+    skipped = 0
     n_acc = 0
     bar = _progress(progress)
     task = bar.add_task("train", total=total, completed=step) if bar else None
@@ -177,6 +184,9 @@ def train(cfg: dict[str, Any], resume: bool = True, progress: bool = True) -> Pa
                 out = model(x, t)
             loss, bpp, mse = rd_loss(model, out, x, t)
             opt.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):   # a bad bf16 step must not poison the weights
+                skipped += 1
+                continue
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -184,10 +194,7 @@ def train(cfg: dict[str, Any], resume: bool = True, progress: bool = True) -> Pa
             acc += torch.stack([loss.detach(), bpp.detach(), -10 * torch.log10(mse.detach().clamp_min(1e-10))])
             n_acc += 1
             if step % cfg["log_every"] == 0 or step == total:
-                m = (acc / n_acc).tolist()
-                writer.writerow([step, round(time.time() - t0, 1), f"{lr:.3g}", f"{m[0]:.4f}",
-                                 f"{m[1]:.4f}", f"{m[2]:.3f}"])
-                log.flush()
+                m = _log_row(writer, log, step, t0, lr, acc, n_acc)
                 if bar:
                     bar.update(task, completed=step,
                                description=f"loss {m[0]:.3f} bpp {m[1]:.3f} psnr {m[2]:.2f}")
@@ -199,9 +206,21 @@ def train(cfg: dict[str, Any], resume: bool = True, progress: bool = True) -> Pa
     finally:
         if bar:
             bar.stop()
+        if n_acc:  # the steps since the last row (a run stopped by its minutes)
+            _log_row(writer, log, step, t0, lr, acc, n_acc)
+        if skipped:
+            print(f"skipped {skipped} steps with a non-finite loss", file=sys.stderr)
         log.close()
         _save_checkpoint(ckpt, model, opt, step, cfg)
     return ckpt
+
+
+def _log_row(writer, log, step: int, t0: float, lr: float, acc, n_acc: int) -> list[float]:
+    m = (acc / n_acc).tolist()
+    writer.writerow([step, round(time.time() - t0, 1), f"{lr:.3g}", f"{m[0]:.4f}", f"{m[1]:.4f}",
+                     f"{m[2]:.3f}"])
+    log.flush()
+    return m
 
 
 def _device(name: str) -> str:
@@ -221,3 +240,49 @@ def _progress(enabled: bool):
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gancomp.train.loop --config gpu --device cuda --minutes M --data DIR
+    --run-dir DIR --export ID --out DIR``: train, then export (needs only torch, numpy, pillow,
+    safetensors: the GPU machine has no click, rich or constriction)."""
+    import argparse
+    import shutil
+
+    from ..errors import GanCompError
+
+    p = argparse.ArgumentParser(prog="python -m gancomp.train.loop", description=main.__doc__)
+    p.add_argument("--config", required=True)
+    p.add_argument("--data")
+    p.add_argument("--run-dir")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--minutes", type=float)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--batch", type=int)
+    p.add_argument("--threads", type=int, help="torch threads (1 on a shared CPU box)")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--export", dest="model_id", help="export under this model id")
+    p.add_argument("--out", default="models", help="export folder (weights, card, loss.csv)")
+    a = p.parse_args(argv)
+    try:
+        cfg = load_config(a.config, data=a.data, run_dir=a.run_dir, steps=a.steps,
+                          minutes=a.minutes, device=a.device, batch=a.batch,
+                          threads=a.threads)
+        t0 = time.time()
+        ckpt = train(cfg, resume=not a.fresh, progress=False)
+        print(f"trained in {time.time() - t0:.0f} s: {ckpt}", file=sys.stderr)
+        if a.model_id:
+            from .export import export
+
+            t1 = time.time()
+            path = export(ckpt, a.model_id, Path(a.out), default=False)
+            shutil.copy(Path(cfg["run_dir"]) / "loss.csv", Path(a.out) / f"{a.model_id}.loss.csv")
+            print(f"exported in {time.time() - t1:.0f} s: {path}", file=sys.stderr)
+    except GanCompError as exc:
+        print(f"gancomp: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
