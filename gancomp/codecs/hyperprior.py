@@ -2,16 +2,25 @@
 mean-scale Gaussian conditional of Minnen et al. 2018, gain units of Cui et al. 2021 for a
 continuous ``--quality``).
 
-Per tile (independent tiles of at most ``tile`` pixels a side, padded to a multiple of 64):
-y = g_a(x) * gain(q); z = round(h_a(y)), coded with the factorized prior's integer tables
-(one row per channel). The decoder side runs h_s as an integer network (exact in float64, see
-:mod:`gancomp.nn.intnet`) giving means at 1/256 and log-scales, quantized to an index into
-a fixed table of 64 scales by integer thresholds; y symbols round(y - mean) are coded with
-the integer Gaussian tables stored in the weights. Pixels come from the float g_s.
+Codec version 2 (layout 2, param ``l`` = 2): the image, edge-padded to a multiple of 64, has
+one latent y = g_a(x) * gain(q), computed in overlapping tiles (64 px of context, cropped);
+z = round(h_a(y)) is coded with the factorized prior's integer tables (one row per channel).
+The decoder side runs h_s as an integer network (exact in float64, see
+:mod:`gancomp.nn.intnet`) giving means at 1/256 and log-scales at 1/256; an integer
+per-(rate level, channel) log-scale offset stored with the weights (interpolated between
+levels in integer arithmetic) is added before the log-scale is quantized to an index into a
+fixed table of 64 scales by integer thresholds; y symbols round(y - mean) are coded with the
+integer Gaussian tables stored in the weights. Tiles of ``t`` pixels split the latent into
+streams; each tile's means and scales come from h_s over its z neighbourhood (4 z positions of
+context), so they equal the whole-image values exactly, and g_s runs on overlapping latent
+tiles (4 latent positions of context): no seam at tile edges. Pixels come from the float g_s.
 
-Params: ``q`` quality * 100 (int), ``t`` tile size, ``h`` a 32-bit hash of the decoded
-latent state (symbols, means, scale indexes) that catches any desync.
-Streams: per tile, the z stream then the y stream (gancomp.entropy indexed framing).
+Codec version 1 (hp-a1 files, no ``l``): independent image tiles, each padded by itself
+(decoded as before; the seams they show are why layout 2 exists).
+
+Params: ``q`` quality * 100 (int), ``t`` tile size, ``l`` layout, ``h`` a 32-bit hash of the
+decoded latent state (per tile: z symbols, y symbols, means, scale indexes) that catches any
+desync. Streams: per tile, the z stream then the y stream (gancomp.entropy indexed framing).
 """
 
 from __future__ import annotations
