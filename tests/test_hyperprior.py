@@ -325,3 +325,13 @@ def test_tiles_leave_no_seams_on_a_large_smooth_image():
                 img[y:y + T, x:x + T], codec="hyperprior", quality=30)).pixels
     edge_i, other_i = _edge_step(independent, T)
     assert edge_i > 3 * other_i, (edge_i, other_i)   # the metric does see seams
+
+
+def test_target_bpp_bisects_the_continuous_quality(rgb):
+    from gancomp.metrics import bpp
+
+    h, w, _ = rgb.shape
+    want = bpp(len(api.encode_array(rgb, codec="hyperprior", quality=47.5)), w, h)
+    res = api.encode_array_ex(rgb, "hyperprior", target_bpp=want)
+    got = bpp(len(res.data), w, h)
+    assert got <= want * 1.001 and got > want * 0.9, (got, want)
