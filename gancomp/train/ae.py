@@ -114,7 +114,7 @@ def step_base(model, x, opt, amp):
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
     opt.step()
-    return float(loss), float(bpp.mean()), float(mse.mean())
+    return float(loss.detach()), float(bpp.mean().detach()), float(mse.mean().detach())
 
 
 def step_res(base, res, x, opt, amp):
@@ -137,7 +137,7 @@ def step_res(base, res, x, opt, amp):
     loss.backward()
     torch.nn.utils.clip_grad_norm_(res.parameters(), 5.0)
     opt.step()
-    return float(loss), float(bpp.mean()), float(mse.mean())
+    return float(loss.detach()), float(bpp.mean().detach()), float(mse.mean().detach())
 
 
 def step_gan(gan, disc, x, opt, opt_d, adv, amp):
@@ -165,7 +165,7 @@ def step_gan(gan, disc, x, opt, opt_d, adv, amp):
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()
-    return float(loss), float(g_adv), float(mse.mean())
+    return float(loss.detach()), float(g_adv.detach()), float(mse.mean().detach())
 
 
 def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str = "cpu",
