@@ -109,7 +109,7 @@ class BlockAE(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training pass: reconstruction and bits per sample (noise for rate, STE for pixels)."""
         g, ig = self.gains(t)
-        y = self.analysis(x) * g
+        y = self.analysis(x).float() * g.float()
         noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5) if self.training else torch.round(y)
         scale = torch.exp(self._interp(self.log_scale, t))[:, :, None, None]
         lik = gaussian_likelihood(noisy, scale.expand_as(noisy))

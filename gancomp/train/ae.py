@@ -33,7 +33,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "cpu": {"N": 64, "C": 48, "lambdas": [0.003, 0.01, 0.03, 0.1, 0.3], "batch": 32,
             "crops_per_image": 64, "max_images": 0, "lr": 1e-3, "adv": 0.05},
     "gpu": {"N": 64, "C": 48, "lambdas": [0.003, 0.01, 0.03, 0.1, 0.3], "batch": 256,
-            "crops_per_image": 200, "max_images": 0, "lr": 1e-3, "adv": 0.05},
+            "crops_per_image": 150, "max_images": 0, "lr": 1e-3, "adv": 0.05},
 }
 PHASES = ("base", "res", "gan")
 SHARE = {"base": 0.6, "res": 0.2, "gan": 0.2}
