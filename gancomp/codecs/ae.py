@@ -145,20 +145,23 @@ def analyze(model, img: np.ndarray, t) -> np.ndarray:
     """(H, W, 3) uint8 or float [0,1] with H, W multiples of BLOCK -> gained latent (C, H/4, W/4)."""
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float64))
+    # float32 is enough here: the decoder never reruns the analysis, it reads the symbols
+    x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))
     if img.dtype == np.uint8:
         x = x / 255.0
     H, W = x.shape[1:]
     g, _ = model.gains(t)
+    model = model.float()
     out = np.empty((model.C, H // 4, W // 4))
     with torch.no_grad():
         for y0, th in _windows(H, TILE):
             for x0, tw in _windows(W, TILE):
                 a, b = max(0, y0 - HALO), min(H, y0 + th + HALO)
                 c, d = max(0, x0 - HALO), min(W, x0 + tw + HALO)
-                y = (model.analysis(x[None, :, a:b, c:d]) * g)[0].numpy()
+                y = (model.analysis(x[None, :, a:b, c:d]).double() * g)[0].numpy()
                 out[:, y0 // 4:(y0 + th) // 4, x0 // 4:(x0 + tw) // 4] = \
                     y[:, (y0 - a) // 4:(y0 - a + th) // 4, (x0 - c) // 4:(x0 - c + tw) // 4]
+    model.double()
     return out
 
 
@@ -372,9 +375,9 @@ class AECodec(Codec):
         return [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
 
     def encode(self, image: np.ndarray, quality: float | None = None, **options: Any) -> Encoded:
-        return self.encode_passes(image, quality, **options)[0]
+        return self.encode_passes(image, quality, _recons=False, **options)[0]
 
-    def encode_passes(self, image: np.ndarray, quality: float | None = None,
+    def encode_passes(self, image: np.ndarray, quality: float | None = None, _recons: bool = True,
                       **options: Any) -> tuple[Encoded, list[np.ndarray]]:
         """Encode; also return the reconstruction after each pass (what the decoder gives)."""
         import torch
@@ -412,8 +415,10 @@ class AECodec(Codec):
                 if fs is not None:
                     streams.append(fs)
                     ft = 1
-            else:
+            elif _recons or k + 1 < opts["passes"]:
                 out = synthesize(syn, y_ig)
+            else:
+                break
             rec = _next(rec, out, k)
             recons.append(to_uint8(rec)[:h, :w])
         params = {"q": q100, "P": opts["passes"], "g": int(opts["decoder"] == "gan"), "f": ft}

@@ -297,9 +297,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--model-id", default="ae-v1")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--export-only", action="store_true",
+                   help="export the run's current checkpoint without training")
     a = p.parse_args(argv)
     cfg = dict(CONFIGS[a.config]) if a.config in CONFIGS else json.loads(Path(a.config).read_text())
     cfg["name"] = a.config if a.config in CONFIGS else Path(a.config).stem
+    if a.export_only:
+        models = build(cfg)
+        meta = _load(Path(a.out) / "checkpoint.safetensors", models)
+        print(f"exported: {export(models, cfg, meta, a.data, Path(a.out), a.model_id, a.device)}")
+        return
     path = train(cfg, a.data, Path(a.out), a.minutes, a.device, a.steps, a.model_id, a.fresh)
     print(f"exported: {path}")
 
