@@ -308,9 +308,11 @@ def _decode_delta(rt: _Runtime, data: bytes) -> np.ndarray:
 
 
 def finetune(rt: _Runtime, syn, y_ig: np.ndarray, x: np.ndarray, lam: float,
-             bits0: float) -> tuple[bytes | None, np.ndarray, list[str]]:
+             bits0: float, check: bool = True) -> tuple[bytes | None, np.ndarray | None, list[str]]:
     """Refit the narrow decoder part to image ``x`` (3, H, W in [0,1]); return (stream or None,
-    reconstruction float, notes). Kept only when bpp + lam * 255^2 * MSE improves."""
+    reconstruction float, notes). Kept only when bpp + lam * 255^2 * MSE improves: measured
+    on the 8-bit reconstruction when ``check``, else from the exact quadratic form of the
+    unclamped error (then no reconstruction is returned)."""
     rec0, G, B = synthesize(syn, y_ig, x)
     npix = x.shape[1] * x.shape[2]
     mse0 = float(((np.clip(np.rint(rec0 * 255), 0, 255) / 255 - x) ** 2).mean())
@@ -330,6 +332,9 @@ def finetune(rt: _Runtime, syn, y_ig: np.ndarray, x: np.ndarray, lam: float,
             if best is None or j < best[0]:
                 best = (j, stream, d)
     notes = []
+    if best is not None and best[0] < j0 and not check:
+        notes.append(f"finetune: J {j0:.4f} -> {best[0]:.4f} (predicted) with {len(best[1])} bytes")
+        return best[1], None, notes
     if best is not None and best[0] < j0:
         rec = synthesize(_with_delta(syn, best[2]), y_ig)
         mse1 = float(((np.clip(np.rint(rec * 255), 0, 255) / 255 - x) ** 2).mean())
@@ -410,11 +415,14 @@ class AECodec(Codec):
             if k == 0 and opts["finetune"]:
                 lam = float(model.lam(t))
                 bits0 = 8 * sum(len(s) for s in streams)
-                fs, out, nts = finetune(rt, syn, y_ig, x, lam, bits0)
+                last = not _recons and k + 1 == opts["passes"]
+                fs, out, nts = finetune(rt, syn, y_ig, x, lam, bits0, check=not last)
                 notes += nts
                 if fs is not None:
                     streams.append(fs)
                     ft = 1
+                if out is None:
+                    break
             elif _recons or k + 1 < opts["passes"]:
                 out = synthesize(syn, y_ig)
             else:
