@@ -250,9 +250,9 @@ def export_arrays(base, res, gan) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     for name, m in (("base", base), ("res", res)):
         for k, v in m.state_dict().items():
-            arrays[f"{name}.{k}"] = v.detach().float().cpu().numpy()
+            arrays[f"{name}.{k}"] = v.detach().float().cpu().contiguous().numpy()
     for k, v in gan.g_s.state_dict().items():
-        arrays[f"gan.g_s.{k}"] = v.detach().float().cpu().numpy()
+        arrays[f"gan.g_s.{k}"] = v.detach().float().cpu().contiguous().numpy()
     yf, yo, _ = gaussian_tables()
     arrays["y_freqs"], arrays["y_offsets"] = yf.astype(np.int32), yo.astype(np.int64)
     return arrays
