@@ -288,16 +288,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=0, help="only the first N Kodak images")
     p.add_argument("--model", default=None)
     p.add_argument("--stages", default=",".join(STAGES))
-    p.add_argument("--cache", default="runs/ae-bench.json")
+    p.add_argument("--few", type=int, default=8,
+                   help="progressive and GAN stages on only the first N images of each set")
+    p.add_argument("--cache", default=None, help="default runs/ae-bench-<model>.json")
     p.add_argument("--doc", default="docs/BENCHMARKS.md")
-    p.add_argument("--grid", default="docs/ae_grid.png")
+    p.add_argument("--grid", default=None, help="default docs/ae_grid_<model>.png")
     a = p.parse_args(argv)
     from ..codecs.ae import _model_ref
     from ..report import write_section
     from ..train.data import list_images, split_held_out
 
     model_id, sha = _model_ref(a.model)
-    cache_path = Path(a.cache)
+    cache_path = Path(a.cache or f"runs/ae-bench-{model_id}.json")
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     cache = cache if cache.get("model") == f"{model_id}:{sha}" else {"model": f"{model_id}:{sha}"}
 
@@ -313,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     stages = tuple(s for s in a.stages.split(",") if s)
     cmd = "python -m gancomp.benchmarks.ae " + " ".join(argv if argv is not None else sys.argv[1:])
     caption = ""
+    grid_path = Path(a.grid or f"docs/ae_grid_{model_id}.png")
 
     def write() -> None:
         parts = [f"### ae family (seed 001), model `{model_id}` (SHA-256 {sha[:12]}…)", "",
@@ -323,14 +326,16 @@ def main(argv: list[str] | None = None) -> int:
             if cache.get(key):
                 parts += [tables(cache[key], label), ""]
         if caption:
-            parts += [f"![ae crops]({Path(a.grid).name})", "", caption]
-        write_section(a.doc, "ae", "\n".join(parts))
+            parts += [f"![ae crops]({grid_path.name})", "", caption]
+        write_section(a.doc, f"ae-{model_id}", "\n".join(parts))
 
-    for key, files in (("kodak", kodak), ("held", held)):
-        for _ in measure(files, cache, key, stages, model_id, save, log):
-            write()
-    if a.grid:
-        caption = grid(Path(a.kodak), model_id, Path(a.grid))
+    first = tuple(x for x in stages if x in ("ae", "classic", "ft"))
+    later = tuple(x for x in stages if x in ("prog", "gan"))
+    for group, few in ((first, 0), (later, a.few)):
+        for key, files in (("kodak", kodak), ("held", held)):
+            for _ in measure(files[: few or None], cache, key, group, model_id, save, log):
+                write()
+    caption = grid(Path(a.kodak), model_id, grid_path)
     write()
     log(f"wrote {a.doc}")
     return 0
