@@ -220,7 +220,9 @@ def _invert_v2(model: FaceModel, images: np.ndarray, *, level: int = 2, steps: i
         best = per_image_loss(model.G(best_sym * step), x, loss) + lam * rate_bits(model, best_sym, step)
     u.requires_grad_(True)
     opt = Adam([u], lr=lr)
-    stall, done = 0, 0
+    stall = torch.zeros(x.shape[0], dtype=torch.int64)
+    active = torch.ones(x.shape[0], dtype=torch.bool)
+    done = 0
     for i in range(steps):
         opt.lr = lr + (lr_end - lr) * i / max(steps - 1, 1)
         q = torch.round(u)
@@ -233,11 +235,13 @@ def _invert_v2(model: FaceModel, images: np.ndarray, *, level: int = 2, steps: i
         done = i + 1
         with torch.no_grad():  # score of the rounded latent that was just synthesized
             cur = per.detach() + lam * rate_bits(model, q, step)
-            better = cur < best - 1e-5
+            better = (cur < best - 1e-5) & active
             best = torch.where(better, cur, best)
             best_sym[better] = q[better]
-        stall = 0 if bool(better.any()) else stall + 1
-        if stall >= patience:
+            # each face stops on its own (as if encoded alone): frozen once it stalls
+            stall = torch.where(better, torch.zeros_like(stall), stall + 1)
+            active &= stall < patience
+        if not bool(active.any()):
             break
     return V2Result(best_sym.to(torch.int64).numpy(), best.numpy(), done)
 
