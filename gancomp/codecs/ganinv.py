@@ -78,7 +78,7 @@ def decode_v2_symbols(data: bytes, model, level: int) -> np.ndarray:
 
 # Encode-time settings of v2 models, tuned on the tuning slice (face ids 7251..7500, never the
 # test faces): see notes/i17-faces.md and gancomp.benchmarks.faces_tune.
-V2_ENCODE = {"steps": 40, "lr": 0.3, "lr_end": 0.05, "patience": 8}
+V2_ENCODE = {"steps": 60, "lr": 0.6, "lr_end": 0.05, "patience": 8}
 
 
 @register
