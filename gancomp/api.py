@@ -103,10 +103,18 @@ def _encode_once(codec: Codec, arr: np.ndarray, quality: float | None, icc: byte
         sections[ct.SEC_ICC] = icc
     if exif:
         sections[ct.SEC_EXIF] = exif
-    model_hash = bytes.fromhex(enc.model_sha256[: 2 * ct.HASH_BYTES]) if enc.model_id else b""
+    model_hash = bytes.fromhex(enc.model_sha256) if enc.model_id else b""
     c = ct.Container(codec.codec_id, codec.version, arr.shape[1], arr.shape[0], arr.shape[2],
-                     bit_depth, enc.model_id, model_hash, enc.params, enc.streams, sections)
+                     bit_depth, enc.model_id, model_hash, strip_defaults(codec, enc.params),
+                     enc.streams, sections)
     return ct.pack(c), enc.notes
+
+
+def strip_defaults(codec: Codec, params: dict) -> dict:
+    """``params`` without the entries equal to the codec's file defaults (.gcz 1.1)."""
+    dflt = codec.file_defaults(codec.version)
+    return {k: v for k, v in params.items()
+            if not (k in dflt and type(dflt[k]) is type(v) and dflt[k] == v)}
 
 
 def encode_array(arr: np.ndarray, codec: str = "default", quality: float | None = None, *,
@@ -211,8 +219,11 @@ def decode(data: bytes, **options: Any) -> Decoded:
     color_channels = h.channels - (1 if h.channels in (2, 4) else 0)
     coded = color_channels if color_channels in cls.channels else 3
     codec = cls()
+    params = h.params
+    if h.version >= (1, 1):
+        params = {**codec.file_defaults(h.codec_version), **h.params}
     try:
-        pixels = codec.decode(h.params, h.streams, h.width, h.height, coded,
+        pixels = codec.decode(params, h.streams, h.width, h.height, coded,
                               model_id=h.model_id, model_sha256=h.model_sha256_prefix, **options)
     except (FormatError, ModelError, InputError):
         raise

@@ -8,6 +8,12 @@ cosine schedule, switches to straight-through rounding for the last quarter of t
 the coded latent is what was optimized) and keeps the restart with the lowest loss after
 quantization.
 
+v2 models (``ganinv-faces64-v2``) have a learned factorized prior instead: the latent y is
+quantized with the step ``levels[l]`` and coded with per-dimension integer tables; encoding
+starts at E(x), optimizes distortion + lam * bits(y) (the rate weight the model was trained
+with) with rounding in the loop (straight-through), keeps each face's best quantized latent
+and stops when no face improved for a few steps (:func:`invert_v2`).
+
 GANZ (seed 003): with ``ratio`` R the generator's first linear layer h0 is replaced by a
 random linear layer of input size d = 64*64*3 / R, drawn from a seeded PCG64 stream and scaled
 per output by the trained h0's output spread; the generator's convolutions are unchanged.
@@ -45,10 +51,20 @@ class FaceModel:
     gain: np.ndarray
     tables: dict[int, np.ndarray]
     card: dict = field(default_factory=dict)
+    # v2: learned prior (loc, scale), quantizer steps and their integer tables, rate weight
+    loc: torch.Tensor | None = None
+    scale: torch.Tensor | None = None
+    levels: tuple[float, ...] = ()
+    level_tables: dict[int, np.ndarray] = field(default_factory=dict)
+    lam: float = 0.0
 
     @property
     def zdim(self) -> int:
         return int(self.mu.numel())
+
+    @property
+    def v2(self) -> bool:
+        return self.loc is not None
 
 
 def _from_arrays(arrays: dict, card: dict, model_id: str, sha: str) -> FaceModel:
@@ -62,9 +78,17 @@ def _from_arrays(arrays: dict, card: dict, model_id: str, sha: str) -> FaceModel
         m.eval().requires_grad_(False)
     tables = {int(k[6:]): np.asarray(v, dtype=np.int64) for k, v in arrays.items()
               if k.startswith("freq_b")}
-    return FaceModel(model_id, sha, G, E, torch.from_numpy(np.array(arrays["z_mu"])),
-                     torch.from_numpy(np.array(arrays["z_sigma"])),
-                     np.asarray(arrays["ganz_gain"], dtype=np.float32), tables, card)
+    m = FaceModel(model_id, sha, G, E, torch.from_numpy(np.array(arrays["z_mu"])),
+                  torch.from_numpy(np.array(arrays["z_sigma"])),
+                  np.asarray(arrays["ganz_gain"], dtype=np.float32), tables, card)
+    if "P.loc" in arrays:
+        m.loc = torch.from_numpy(np.array(arrays["P.loc"], dtype=np.float32))
+        m.scale = torch.from_numpy(np.array(arrays["P.scale"], dtype=np.float32))
+        m.levels = tuple(float(v) for v in np.asarray(arrays["levels"]))
+        m.level_tables = {int(k[6:]): np.asarray(v, dtype=np.int64) for k, v in arrays.items()
+                          if k.startswith("freq_l")}
+        m.lam = float(np.asarray(arrays["lam"]).ravel()[0])
+    return m
 
 
 @lru_cache(maxsize=4)
@@ -140,6 +164,86 @@ def decode_latents(model: FaceModel, symbols: np.ndarray, bits: int,
     with torch.no_grad(), one_thread():
         x = synth(model, u, ganz)
     return to_u8(x)
+
+
+def decode_latents_v2(model: FaceModel, symbols: np.ndarray, level: int) -> np.ndarray:
+    """uint8 images (N, 64, 64, 3) from the integer latents of a v2 model."""
+    y = torch.from_numpy(symbols.astype(np.float32) * np.float32(model.levels[level]))
+    with torch.no_grad(), one_thread():
+        x = model.G(y)
+    return to_u8(x)
+
+
+def rate_bits(model: FaceModel, u: torch.Tensor, step: float) -> torch.Tensor:
+    """(N,) bits of latents u (in quantizer steps) under a v2 model's prior: the Gaussian
+    mass of the unit bin around each u (a smooth stand-in for the coded size)."""
+    loc, sc = model.loc / step, model.scale / step
+    c = (u - loc).abs()
+    p = torch.special.ndtr((0.5 - c) / sc) - torch.special.ndtr((-0.5 - c) / sc)
+    return -torch.log2(p.clamp_min(1e-9)).sum(1)
+
+
+@dataclass
+class V2Result:
+    symbols: np.ndarray          # (N, zdim) int64
+    loss: np.ndarray             # (N,) best loss (distortion + lam * bits) of the coded latent
+    steps: int                   # optimizer steps run
+
+
+def invert_v2(model: FaceModel, images: np.ndarray, **kw) -> V2Result:
+    """Integer latents of a v2 model for uint8 (N, 64, 64, 3) ``images`` (:func:`_invert_v2`)."""
+    with one_thread():
+        return _invert_v2(model, images, **kw)
+
+
+def _invert_v2(model: FaceModel, images: np.ndarray, *, level: int = 2, steps: int = 40,
+               lr: float = 0.3, lr_end: float = 0.05, patience: int = 8, loss: str = "combined",
+               rate_weight: float = 1.0) -> V2Result:
+    """Latent optimization for v2 models, quantized in the loop.
+
+    u (latent in quantizer steps) starts at E(x)/step; each step scores G(round(u)*step)
+    (straight-through gradient) plus ``rate_weight`` * lam * bits(u), keeps each face's best
+    rounded latent, and Adam's rate falls linearly from ``lr`` to ``lr_end``. Stops after
+    ``steps`` or when no face improved for ``patience`` steps.
+    """
+    if loss not in LOSSES:
+        raise InputError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    if not 0 <= level < len(model.levels):
+        raise InputError(f"level must be in 0..{len(model.levels) - 1}, got {level}")
+    step = model.levels[level]
+    lam = model.lam * rate_weight
+    x = from_u8(images)
+    with torch.no_grad():
+        u = (model.E(x) / step).clone()
+    best_sym = torch.round(u)
+    with torch.no_grad():
+        best = per_image_loss(model.G(best_sym * step), x, loss) + lam * rate_bits(model, best_sym, step)
+    u.requires_grad_(True)
+    opt = Adam([u], lr=lr)
+    stall = torch.zeros(x.shape[0], dtype=torch.int64)
+    active = torch.ones(x.shape[0], dtype=torch.bool)
+    done = 0
+    for i in range(steps):
+        opt.lr = lr + (lr_end - lr) * i / max(steps - 1, 1)
+        q = torch.round(u)
+        v = u + (q - u).detach()
+        per = per_image_loss(model.G(v * step), x, loss)
+        tot = per + lam * rate_bits(model, u, step)
+        opt.zero_grad()
+        tot.sum().backward()
+        opt.step()
+        done = i + 1
+        with torch.no_grad():  # score of the rounded latent that was just synthesized
+            cur = per.detach() + lam * rate_bits(model, q, step)
+            better = (cur < best - 1e-5) & active
+            best = torch.where(better, cur, best)
+            best_sym[better] = q[better]
+            # each face stops on its own (as if encoded alone): frozen once it stalls
+            stall = torch.where(better, torch.zeros_like(stall), stall + 1)
+            active &= stall < patience
+        if not bool(active.any()):
+            break
+    return V2Result(best_sym.to(torch.int64).numpy(), best.numpy(), done)
 
 
 def to_u8(x: torch.Tensor) -> np.ndarray:

@@ -20,6 +20,29 @@ from .errors import ModelError
 
 MAX_WEIGHTS_BYTES = 16 * 1024 * 1024
 
+# Registered models: .gcz 1.1 files name these by a small integer instead of id + hash
+# (formats/gcz.md). Each entry pins the full SHA-256, which the loader verifies; a retrained
+# model gets a new number. Numbers are never reused or changed.
+REGISTERED: dict[int, tuple[str, str]] = {
+    1: ("ganinv-faces64", "77e7c9744ed8f02cd6906cbdf384efa9c2dbf7447b3c7ad17c1524724e15e721"),
+    2: ("hp-a1", "d46081490ae7e8ed4976a1232a406056d8091eceba4f0942223fbf41e043c69e"),
+    3: ("lossless-mlp-v1", "43dd23e59b86f380b1b9012df7bae5ad2a7d7cd8c642280b0afaf5724042a720"),
+    4: ("lossless-mlp-v2", "300420caa8e6637bdf133d3ee46137eb884b74360ea6e382b007e5c5707501f3"),
+}
+
+
+def registered_ref(model_id: str, sha256_hex: str) -> int:
+    """The registered number of (model_id, full SHA-256), or 0 when it has none."""
+    for ref, (mid, sha) in REGISTERED.items():
+        if mid == model_id and sha == sha256_hex.lower():
+            return ref
+    return 0
+
+
+def resolve_ref(ref: int) -> tuple[str, str] | None:
+    """(model id, full SHA-256) of a registered number, None when unknown to this build."""
+    return REGISTERED.get(ref)
+
 
 @dataclass(frozen=True)
 class ModelCard:

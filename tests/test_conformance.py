@@ -10,16 +10,28 @@ from gancomp import api
 
 CONF = Path(__file__).resolve().parent.parent / "formats" / "conformance"
 MANIFEST = json.loads((CONF / "manifest.json").read_text())
+# .gcz 1.1 files, in their own folder and manifest (the 1.0 ones above stay untouched)
+CONF11 = CONF / "v1_1"
+MANIFEST11 = json.loads((CONF11 / "manifest.json").read_text())
+FILES = [(CONF, n, MANIFEST[n]) for n in sorted(MANIFEST)] + \
+        [(CONF11, n, MANIFEST11[n]) for n in sorted(MANIFEST11)]
 
 
-@pytest.mark.parametrize("name", sorted(MANIFEST))
-def test_conformance_file_decodes(name):
-    data = (CONF / name).read_bytes()
-    want = MANIFEST[name]
+@pytest.mark.parametrize("folder,name,want", FILES, ids=[f[0].name + "/" + f[1] for f in FILES])
+def test_conformance_file_decodes(folder, name, want):
+    data = (folder / name).read_bytes()
     assert hashlib.sha256(data).hexdigest() == want["sha256_file"], "frozen file was modified"
     px = api.decode_array(data)
     assert list(px.shape) == want["shape"]
     assert hashlib.sha256(px.tobytes()).hexdigest() == want["sha256_pixels"]
+    assert (data[4], data[5]) == ((1, 1) if folder == CONF11 else (1, 0))
+
+
+def test_v11_face_files_are_small():
+    for name, want in MANIFEST11.items():
+        if name.startswith("ganinv_") and "ganz" not in name:
+            data = (CONF11 / name).read_bytes()
+            assert len(data) <= 128, name  # <= 0.25 bpp at 64x64
 
 
 def test_readme_commands_are_what_ci_runs():

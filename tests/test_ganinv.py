@@ -13,6 +13,7 @@ from PIL import Image
 from conftest import DATA, run_cli
 
 TINY = "ganinv-tiny"
+TINY2 = "ganinv-tiny2"
 
 
 def _patches() -> np.ndarray:
@@ -39,6 +40,10 @@ def tiny_model(tmp_path_factory):
     for _ in range(20):
         tr.train_step(tr.batch(data, 8))
     export(tr, data, folder, TINY, TINY, "test patches")
+    tr2 = Trainer("tiny2", seed=0, target_bits=60)
+    for _ in range(20):
+        tr2.train_step(tr2.batch(data, 8))
+    export(tr2, data, folder, TINY2, TINY2, "test patches")
     old = os.environ.get("GANCOMP_MODEL_PATH")
     os.environ["GANCOMP_MODEL_PATH"] = str(folder)
     yield folder
@@ -87,8 +92,9 @@ def test_round_trip_other_process(tiny_model, tmp_path):
     here = api.decode_array(data)
     h = api.read_header(data)
     model = inversion.load_model(TINY)
-    sym = decode_symbols(h.streams[0], model.zdim, model.tables[int(h.params["b"])])
-    assert np.array_equal(here, inversion.decode_latents(model, sym[None], int(h.params["b"]))[0])
+    assert h.version == (1, 1) and h.params == {}  # default params are left out of 1.1 files
+    sym = decode_symbols(h.streams[0], model.zdim, model.tables[5])
+    assert np.array_equal(here, inversion.decode_latents(model, sym[None], 5)[0])
     for o in outs:
         assert o.shape == (64, 64, 3)
         assert int(np.abs(o.astype(int) - here.astype(int)).max()) <= 1
@@ -205,3 +211,97 @@ def test_shipped_model_round_trip():
     out = api.decode_array(data)
     assert out.shape == (64, 64, 3) and len(data) * 8 / 4096 < 0.5
     assert model.zdim == 128
+
+
+def test_v2_tiny_trains_toward_its_rate_target():
+    from gancomp.train.ganinv import Trainer
+
+    torch.set_num_threads(1)
+    tr = Trainer("tiny2", seed=1, target_bits=20)
+    x = tr.batch(_patches(), 8)
+    rows = [tr.train_step(x) for _ in range(40)]
+    assert rows[-1]["lam"] != rows[0]["lam"]  # the rate weight is steered
+    assert np.mean([r["mse"] for r in rows[-5:]]) < np.mean([r["mse"] for r in rows[:5]])
+
+
+def test_v2_round_trip_other_process(tiny_model, tmp_path):
+    from gancomp import api, inversion
+    from gancomp.codecs.ganinv import decode_v2_symbols
+
+    face = _patches()[4]
+    src, gcz = tmp_path / "face.png", tmp_path / "face.gcz"
+    Image.fromarray(face).save(src)
+    r = run_cli("encode", str(src), str(gcz), "-c", "gan-inversion", "-x", f"model={TINY2}",
+                env=_env(tiny_model))
+    assert r.returncode == 0, r.stderr
+    data = gcz.read_bytes()
+    h = api.read_header(data)
+    assert h.codec_version == 2 and h.params == {} and h.model_id == TINY2
+    model = inversion.load_model(TINY2)
+    assert model.v2
+    sym = decode_v2_symbols(h.streams[0], model, 2)
+    here = api.decode_array(data)
+    assert np.array_equal(here, inversion.decode_latents_v2(model, sym[None], 2)[0])
+    for i, env in enumerate([{"OMP_NUM_THREADS": "1"},
+                             {"OMP_NUM_THREADS": "3", "ATEN_CPU_CAPABILITY": "default"}]):
+        out = tmp_path / f"dec{i}.png"
+        r = run_cli("decode", str(gcz), str(out), env=_env(tiny_model, **env))
+        assert r.returncode == 0, r.stderr
+        assert int(np.abs(np.asarray(Image.open(out)).astype(int) - here.astype(int)).max()) <= 1
+
+
+def test_v2_levels_rate_and_options(tiny_model):
+    from gancomp import api, inversion
+    from gancomp.errors import InputError
+
+    face = _patches()[5]
+    sizes = [len(api.encode_array(face, "gan-inversion", model=TINY2, level=lv, steps=5))
+             for lv in (0, 4)]
+    assert sizes[0] < sizes[1]
+    data = api.encode_array(face, "gan-inversion", model=TINY2, quality=100, steps=3)
+    assert api.read_header(data).params == {"l": 4}
+    with pytest.raises(InputError, match="bits and restarts"):
+        api.encode_array(face, "gan-inversion", model=TINY2, bits=4)
+    with pytest.raises(InputError, match="level"):
+        api.encode_array(face, "gan-inversion", model=TINY2, level=9)
+    # the optimizer improves on the encoder's start, and a heavier rate weight spends fewer bits
+    model = inversion.load_model(TINY2)
+    faces = _patches()[:4]
+    start = inversion.invert_v2(model, faces, steps=0)
+    opt = inversion.invert_v2(model, faces, steps=30, patience=30)
+    assert (opt.loss <= start.loss).all() and opt.loss.sum() < start.loss.sum()
+    cheap = inversion.invert_v2(model, faces, steps=30, patience=30, rate_weight=50.0)
+    bits = [inversion.rate_bits(model, torch.from_numpy(r.symbols).float(), 1.0).sum()
+            for r in (opt, cheap)]
+    assert bits[1] < bits[0]
+
+
+def test_v2_ganz_still_works(tiny_model):
+    from gancomp import api
+
+    face = _patches()[6]
+    data = api.encode_array(face, "gan-inversion", model=TINY2, ratio=100, steps=3)
+    assert api.read_header(data).params["d"] == round(64 * 64 * 3 / 100)
+    assert api.decode_array(data).shape == (64, 64, 3)
+
+
+def test_every_single_byte_change_of_a_real_face_file_is_refused():
+    """Exhaustive over a default face file written by the shipped model (.gcz 1.1, CRC-16):
+    every byte replaced by each of the other 255 values is refused as corrupt."""
+    from gancomp import api, container
+    from gancomp.errors import FormatError
+
+    data = api.encode_array(_patches()[3], "gan-inversion", model="ganinv-faces64", steps=2)
+    assert len(data) <= container.SMALL_FILE and data[5] == 1
+    missed = 0
+    for i in range(len(data)):
+        for v in range(256):
+            if v != data[i]:
+                bad = bytearray(data)
+                bad[i] = v
+                try:
+                    api.read_header(bytes(bad))
+                    missed += 1
+                except FormatError:
+                    pass
+    assert missed == 0

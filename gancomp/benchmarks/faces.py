@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import shlex
 import sys
 import time
@@ -73,6 +74,24 @@ def _smallest_at_least(img: np.ndarray, fmt: str, nbytes: int) -> bytes:
     return d
 
 
+def _classical_at_most(img: np.ndarray, name: str, nbytes: int) -> bytes:
+    """The highest-quality file of classical codec ``name`` (gancomp.baselines) no larger
+    than nbytes; its lowest quality (0) when even that is larger."""
+    from .. import baselines
+
+    c = baselines.get(name)
+    lo, hi = 0, 100
+    best = c.encode(img, 0)
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        d = c.encode(img, mid)
+        if len(d) <= nbytes:
+            best, lo = d, mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
 def _largest_at_most(img: np.ndarray, fmt: str, nbytes: int) -> bytes:
     """The highest-quality file of ``fmt`` no larger than nbytes (its lowest quality when
     even that is larger: the lowest rate it reaches)."""
@@ -93,20 +112,33 @@ class _Precomputed:
 
     def __init__(self, codec, enc) -> None:
         self.name, self.codec_id, self.version = codec.name, codec.codec_id, codec.version
-        self.channels, self._enc = codec.channels, enc
+        self.channels, self.lossless, self._enc = codec.channels, codec.lossless, enc
+        self.file_defaults = codec.file_defaults
 
     def encode(self, image, quality=None, **options):
         return self._enc
 
 
 def gan_files(faces: np.ndarray, batch: int = 25, **opts) -> list[bytes]:
-    """.gcz bytes of each face with gan-inversion (latents optimized in batches)."""
+    """.gcz bytes of each face with gan-inversion (latents optimized in batches; v2 models
+    stop each face on its own, as if encoded alone)."""
     from .. import api, inversion
     from ..codecs import get_codec
-    from ..codecs.ganinv import DEFAULTS, pack
+    from ..codecs.ganinv import DEFAULTS, V2_ENCODE, pack, pack_v2
 
     codec = get_codec("gan-inversion")
     model = inversion.load_model(opts.pop("model", None))
+    if model.v2 and "ratio" not in opts:
+        level = opts.pop("level", 2)
+        o = dict(V2_ENCODE, **opts)
+        out = []
+        for i in range(0, len(faces), batch):
+            res = inversion.invert_v2(model, faces[i:i + batch], level=level, **o)
+            for face, sym in zip(faces[i:i + batch], res.symbols):
+                enc = pack_v2(model, sym, level, False)
+                out.append(api._encode_once(_Precomputed(codec, enc), face, None, None, None,
+                                            8, {})[0])
+        return out
     o = dict(DEFAULTS, **opts)
     ratio, seed = o.pop("ratio", None), o.pop("seed", 0)
     d = inversion.ganz_dim(ratio) if ratio else 0
@@ -198,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=DOCS / "BENCHMARKS.md")
     ap.add_argument("--grid", type=Path, default=DOCS / "faces_grid.png")
     ap.add_argument("--save", type=Path, default=None, help="keep the default .gcz files here")
+    ap.add_argument("--section", default="faces", help="section of --out to (re)write")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     if args.verify:
@@ -231,7 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     rows += [Row("K-means (4 colours)"), Row("JPEG 10%"), Row("JPEG 1%"),
              Row("WebP at matched bpp"), Row("wavelet db4 at matched bpp"),
              Row("wavelet db4 at matched ratio")]
-    from ..codecs.ganinv import DEFAULTS
+    from .. import baselines
+    from ..codecs.ganinv import DEFAULTS, V2_ENCODE
     from ..inversion import load_model
 
     model = load_model(args.model)
@@ -255,42 +289,72 @@ def main(argv: list[str] | None = None) -> None:
         wr = api.encode_array(f, "wavelet", ratio=dof_ratio)
         rows[6].add(f, api.decode_array(wr), len(wr))
     log("classical rows done")
+    # WebP, AVIF and HEIC at their lowest settings and at matched bpp
+    low_rows = []
+    for name, label in (("webp", "WebP"), ("avif", "AVIF"), ("heic", "HEIC")):
+        c = baselines.get(name)
+        lo_row, m_row = Row(f"{label} quality 0 (its lowest rate)"), Row(f"{label} at matched bpp")
+        m_row.note = f"largest {label} file <= ours; quality 0 where none is"
+        for f, data in zip(faces, files):
+            d0 = c.encode(f, 0)
+            lo_row.add(f, c.decode(d0), len(d0))
+            dm = _classical_at_most(f, name, len(data))
+            m_row.add(f, c.decode(dm), len(dm))
+        low_rows += [lo_row, m_row]
+        log(lo_row.line())
+        log(m_row.line())
     sub = faces[:nv]
-    variants = [("GAN reversal (MSE)", {"loss": "mse"}),
-                ("GAN encoder only (E(x), 0 steps)", {"steps": 0, "restarts": 1})]
-    variants += [(f"GANZ R={r} (combined)", {"ratio": r}) for r in (10, 50, 200)]
-    variants += [(f"GAN reversal (combined), {b}-bit latents", {"bits": b}) for b in (4, 6)]
+    if model.v2:
+        variants = [("GAN encoder only (round(E(x)), 0 steps)", {"steps": 0}),
+                    ("GAN reversal (MSE)", {"loss": "mse"}),
+                    ("GAN reversal, level 1 (coarser)", {"level": 1}),
+                    ("GAN reversal, level 3 (finer)", {"level": 3}),
+                    ("GAN reversal, 80 steps max", {"steps": 80}),
+                    ("v1 model ganinv-faces64 (default settings)", {"model": "ganinv-faces64"})]
+        variants += [(f"GANZ R={r} (combined)", {"ratio": r}) for r in (50,)]
+    else:
+        variants = [("GAN reversal (MSE)", {"loss": "mse"}),
+                    ("GAN encoder only (E(x), 0 steps)", {"steps": 0, "restarts": 1})]
+        variants += [(f"GANZ R={r} (combined)", {"ratio": r}) for r in (10, 50, 200)]
+        variants += [(f"GAN reversal (combined), {b}-bit latents", {"bits": b}) for b in (4, 6)]
     gan_rows = []
     for name, opts in variants:
         row = Row(name)
-        for f, data in zip(sub, gan_files(sub, **opts, **mopt)):
+        for f, data in zip(sub, gan_files(sub, **{**mopt, **opts})):
             row.add(f, api.decode_array(data), len(data))
         gan_rows.append(row)
         log(row.line())
     t_def = _time_encode(faces[: args.time_count], **mopt)
     t_mse = _time_encode(faces[: args.time_count], loss="mse", **mopt)
+    try:
+        load = "load average %.1f %.1f %.1f" % os.getloadavg()
+    except OSError:
+        load = "load average unknown"
     head = ("| Scheme | MSE | SSIM | PSNR (dB) | bpp | CR | faces | note |\n"
             "|---|---|---|---|---|---|---|---|")
-    body = "\n".join(r.line() for r in rows[:4] + [ours] + rows[4:] + gan_rows)
-    # JPEG / WebP at their lowest rates
-    low = Row("WebP q=0 (its lowest rate)")
-    for f in faces:
-        w = _pil_bytes(f, "WEBP", 0)
-        low.add(f, pil_decode(w), len(w))
-    body += "\n" + low.line()
+    body = "\n".join(r.line() for r in rows[:4] + [ours] + rows[4:] + low_rows + gan_rows)
+    if model.v2:
+        dflt = (f"Defaults: loss combined, level 2 (quantizer step {model.levels[2]:g}), at most "
+                f"{V2_ENCODE['steps']} Adam steps (lr {V2_ENCODE['lr']:g} -> "
+                f"{V2_ENCODE['lr_end']:g}), each face stopping after {V2_ENCODE['patience']} "
+                f"steps without improvement; .gcz 1.1 container.")
+    else:
+        dflt = (f"Defaults: loss {DEFAULTS['loss']}, {DEFAULTS['bits']}-bit latents, "
+                f"{DEFAULTS['steps']} Adam steps, {DEFAULTS['restarts']} restarts.")
     md = (f"Held-out faces: the last {len(held)} of {args.data.name} (sorted ids), "
           f"{len(faces)} scored for the default and classical rows, first {nv} for the other "
           f"GAN variants. Model `{model.id}` ({model.card.get('steps')} training steps). "
-          f"Defaults: loss {DEFAULTS['loss']}, {DEFAULTS['bits']}-bit latents, "
-          f"{DEFAULTS['steps']} Adam steps, {DEFAULTS['restarts']} restarts.\n\n"
+          f"{dflt}\n\n"
           f"Command: `{cmd}`\n\n{head}\n{body}\n\n"
           f"Encode time per face (median of {args.time_count}, library call, 1 thread, "
-          f"model loaded): default {t_def:.2f} s, MSE loss {t_mse:.2f} s.\n\n"
+          f"model loaded, wall clock on this shared machine, {load}): default {t_def:.2f} s, "
+          f"MSE loss {t_mse:.2f} s. Idle-core and loaded-core times: "
+          f"`python -m gancomp.benchmarks.faces_speed`.\n\n"
           f"Grid: `docs/{args.grid.name}` (original / ours / smallest JPEG with >= our bytes / "
           f"largest WebP with <= our bytes, else WebP q=0, its smallest file).")
     print(head + "\n" + body)
     print(md.splitlines()[-3])
-    report.write_section(args.out, "faces", md)
+    report.write_section(args.out, args.section, md)
     # grid
     k = min(8, len(faces))
     jp = [pil_decode(_smallest_at_least(f, "JPEG", len(d))) for f, d in zip(faces[:k], files[:k])]

@@ -15,14 +15,18 @@ def header_dict(path: str, data: bytes) -> dict:
 
     h = read_header(data)
     cls = codec_by_id(h.codec_id)
-    params = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in h.params.items()}
+    eff = dict(h.params)
+    if cls is not None and h.version >= (1, 1):  # 1.1 leaves the codec's defaults out
+        eff = {**cls().file_defaults(h.codec_version), **h.params}
+    params = {k: (v.hex() if isinstance(v, bytes) else v) for k, v in eff.items()}
     return {
         "file": path, "bytes": len(data), "format": f"{h.version[0]}.{h.version[1]}",
         "codec": cls.name if cls else f"unknown id {h.codec_id}", "codec_version": h.codec_version,
         "width": h.width, "height": h.height, "channels": h.channels, "bit_depth": h.bit_depth,
         "bpp": round(len(data) * 8 / (h.width * h.height), 6),
         "model": h.model_id or None, "model_sha256_prefix": h.model_sha256_prefix or None,
-        "params": params, "streams": [len(s) for s in h.streams],
+        "params": params, "params_stored": sorted(h.params), "streams": [len(s) for s in h.streams],
+        "header_bytes": len(data) - sum(len(s) for s in h.streams),
         "sections": {KNOWN_SECTIONS.get(t, hex(t)): len(b) for t, b in h.sections.items()},
     }
 
@@ -41,6 +45,7 @@ def info(files: tuple[str, ...], as_json: bool) -> None:
     for r in rows:
         click.echo(f"{r['file']}: .gcz {r['format']}, {r['bytes']} bytes, {r['bpp']} bpp")
         for key in ("codec", "codec_version", "width", "height", "channels", "bit_depth",
-                    "model", "model_sha256_prefix", "params", "streams", "sections"):
+                    "model", "model_sha256_prefix", "params", "params_stored", "streams",
+                    "header_bytes", "sections"):
             if r[key] not in (None, {}, []):
                 click.echo(f"  {key:<20} {r[key]}")

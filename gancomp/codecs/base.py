@@ -135,6 +135,11 @@ class Codec:
     encode_options: ClassVar[tuple[Option, ...]] = ()
     decode_options: ClassVar[tuple[Option, ...]] = ()
 
+    def file_defaults(self, version: int) -> Params:
+        """Parameter values a .gcz 1.1 writer leaves out and a reader fills back in, for
+        files of codec ``version``. Part of the bitstream: changing them needs a new version."""
+        return {}
+
     def encode_opts(self, options: dict[str, Any]) -> dict[str, Any]:
         """Validated, typed encode options with defaults filled (InputError otherwise)."""
         return validate_options(self.name, self.encode_options, options)

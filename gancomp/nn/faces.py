@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 SIZE = 64
@@ -20,6 +21,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "small": {"zdim": 128, "width": 32},
     # tests: trains in seconds
     "tiny": {"zdim": 16, "width": 4},
+    # v2: wider latent coded with a learned factorized entropy model (rate term in training)
+    "v2": {"zdim": 256, "width": 32, "prior": "factorized"},
+    "tiny2": {"zdim": 24, "width": 4, "prior": "factorized"},
 }
 
 
@@ -91,13 +95,60 @@ class Discriminator(nn.Module):
         return self.fc(self.body(x * 2 - 1).flatten(1)).squeeze(1)
 
 
+class LatentPrior(nn.Module):
+    """Factorized entropy model of the v2 latent: each of the ``zdim`` integer-step latents
+    is a Gaussian with a learned mean and scale, integrated over its quantization bin.
+    The shipped file stores integer frequency tables derived from it (see
+    :func:`gancomp.train.ganinv.factorized_tables`), so coding never uses floats."""
+
+    def __init__(self, zdim: int) -> None:
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(zdim))
+        self.log_scale = nn.Parameter(torch.full((zdim,), 1.0))
+
+    def scale(self) -> torch.Tensor:
+        return self.log_scale.exp().clamp_min(0.11)
+
+    def bits(self, y: torch.Tensor) -> torch.Tensor:
+        """(N,) bits of latents y (N, zdim) under the prior, bins of width 1 around y."""
+        s = self.scale()
+        d = torch.distributions.Normal(self.loc, s)
+        c = (y - self.loc).abs()  # symmetric: use the upper tail for precision
+        upper = d.cdf(self.loc - c + 0.5)
+        lower = d.cdf(self.loc - c - 0.5)
+        p = (upper - lower).clamp_min(1e-9)
+        return -torch.log2(p).sum(1)
+
+    def sample(self, n: int) -> torch.Tensor:
+        return self.loc + self.scale() * torch.randn(n, self.loc.numel(), device=self.loc.device)
+
+
 def build(config: dict[str, Any]) -> tuple[Generator, Encoder]:
     """The generator and encoder of a config (see :data:`CONFIGS`)."""
     return Generator(config["zdim"], config["width"]), Encoder(config["zdim"], config["width"])
 
 
-def ssim_torch(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image SSIM (N,) of [0, 1] images: Gaussian 11x11 window, sigma 1.5 (pytorch_msssim)."""
-    from pytorch_msssim import ssim
+def _gauss_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    c = torch.arange(size, dtype=torch.float32) - size // 2
+    g = torch.exp(-(c ** 2) / (2 * sigma ** 2))
+    return g / g.sum()
 
-    return ssim(a, b, data_range=1.0, size_average=False)
+
+def ssim_torch(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image SSIM (N,) of [0, 1] images: Gaussian 11x11 window, sigma 1.5, no padding
+    (the definition of pytorch_msssim, re-implemented so that training needs only torch)."""
+    n, c = a.shape[:2]
+    g = _gauss_window().to(device=a.device, dtype=a.dtype)
+    wh, ww = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1), g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(x, wh, groups=c), ww, groups=c)
+
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mu1, mu2 = blur(a), blur(b)
+    s11 = blur(a * a) - mu1 ** 2
+    s22 = blur(b * b) - mu2 ** 2
+    s12 = blur(a * b) - mu1 * mu2
+    cs = (2 * s12 + c2) / (s11 + s22 + c2)
+    ssim_map = (2 * mu1 * mu2 + c1) / (mu1 ** 2 + mu2 ** 2 + c1) * cs
+    return ssim_map.flatten(2).mean(-1).mean(1)
