@@ -41,7 +41,7 @@ def main():
         mod = w2 if hasattr(w2, k) else sb
         setattr(mod, k, type(getattr(mod, k))(float(v)) if not isinstance(getattr(mod, k), int) else int(v))
     codec = w2.Wavelet2Codec()
-    qs = [10, 25, 40, 55, 70, 85]
+    qs = [0, 12, 24, 36, 48, 60]
     wq = [5, 20, 40, 60, 80, 90]
     tot = []
     te = td = 0.0
