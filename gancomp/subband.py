@@ -19,17 +19,21 @@ import numpy as np
 from .entropy import AdaptiveCoder, _frame, _unframe
 from .errors import FormatError
 
-PASSES = ((0, 0), (1, 1), (0, 1), (1, 0))
+# (row offset, column offset, stride, neighbour distance, context class): a 4 x 4 grid
+# first (its later passes see neighbours two apart), then the rest of the 2 x 2 grid.
+PASSES = ((0, 0, 4, 2, 0), (2, 2, 4, 2, 1), (0, 2, 4, 2, 1), (2, 0, 4, 2, 1),
+          (1, 1, 2, 1, 2), (0, 1, 2, 1, 3), (1, 0, 2, 1, 3))
+PAD = 2
 MAG_T = 12                 # rest-of-magnitude symbols below MAG_T are direct
 N_BUCKET = 24              # then buckets of 1, 2, 4, ... values (raw bits in the bucket)
 ALPHA = MAG_T + N_BUCKET
 CLIP = 7                   # neighbour magnitudes are clipped here before summing
 
 N_BCLS = 6                 # band classes: (luma, chroma) x (finest, second, coarser levels)
-N_SIG = N_BCLS * 3 * 6 * 4
+N_SIG = N_BCLS * 4 * 6 * 4
 N_GT1 = N_BCLS * 2 * 6
 N_REST = 2 * 2 * 6
-N_SIGN = 2 * 3 * 3 * 3 * 3
+N_SIGN = 2 * 2 * 3 * 3 * 3 * 3
 N_LL = 2
 
 _NQ = np.array([0, 1, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4] + [5] * 200, dtype=np.int64)
@@ -38,15 +42,37 @@ _AQ = np.array([0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4] + [5
                dtype=np.int64)
 
 
-class Coders:
-    """The adaptive models of one image, sharing one range coder, plus a raw-bit side stream."""
+MODELS = {"sig": (2, N_SIG), "gt1": (2, N_GT1), "rest": (ALPHA, N_REST),
+          "sign": (2, N_SIGN), "ll": (ALPHA, N_LL)}
 
-    def __init__(self, data: bytes | None = None) -> None:
-        self.sig = AdaptiveCoder(2, N_SIG)
-        self.gt1 = AdaptiveCoder(2, N_GT1)
-        self.rest = AdaptiveCoder(ALPHA, N_REST)
-        self.sign = AdaptiveCoder(2, N_SIGN)
-        self.ll = AdaptiveCoder(ALPHA, N_LL)
+
+class _Coder(AdaptiveCoder):
+    """An AdaptiveCoder that can start from trained counts and record what it codes."""
+
+    stats: np.ndarray | None = None
+
+    def encode(self, symbols: np.ndarray, contexts: np.ndarray) -> None:
+        if self.stats is not None:
+            np.add.at(self.stats, (np.asarray(contexts, dtype=np.int64).ravel(),
+                                   np.asarray(symbols, dtype=np.int64).ravel()), 1)
+        super().encode(symbols, contexts)
+
+
+class Coders:
+    """The adaptive models of one image, sharing one range coder, plus a raw-bit side stream.
+
+    ``priors`` maps model names to starting counts (trained on photos, see
+    :mod:`gancomp.train.w2priors`); ``record`` makes the models count what they code."""
+
+    def __init__(self, data: bytes | None = None, priors: dict[str, np.ndarray] | None = None,
+                 record: bool = False) -> None:
+        for name, (alpha, nctx) in MODELS.items():
+            c = _Coder(alpha, nctx)
+            if priors is not None:
+                c.counts = priors[name].astype(np.int64).copy()
+            if record:
+                c.stats = np.zeros((nctx, alpha), dtype=np.int64)
+            setattr(self, name, c)
         self.all = (self.sig, self.gt1, self.rest, self.sign, self.ll)
         self.decoding = data is not None
         if data is None:
@@ -161,37 +187,37 @@ class BandInfo:
         self.ref_sign = np.sign(ref).astype(np.int64) + 1
 
 
-def _shift(p: np.ndarray, r0: int, c0: int, dr: int, dc: int, nr: int, nc: int) -> np.ndarray:
-    r, c = 1 + r0 + dr, 1 + c0 + dc
-    return p[r:r + 2 * nr - 1:2, c:c + 2 * nc - 1:2]
+def _shift(p: np.ndarray, r0: int, c0: int, st: int, dr: int, dc: int, nr: int,
+           nc: int) -> np.ndarray:
+    r, c = PAD + r0 + dr, PAD + c0 + dc
+    return p[r:r + st * (nr - 1) + 1:st, c:c + st * (nc - 1) + 1:st]
 
 
 def code_band(co: Coders, info: BandInfo, q: np.ndarray | None = None) -> np.ndarray:
     """Code the quantized band ``q`` (or decode it when ``q`` is None); returns the band."""
     h, w = info.shape
-    mag = np.zeros((h + 2, w + 2), dtype=np.int64)    # known clipped magnitudes, zero-padded
-    sgn = np.zeros((h + 2, w + 2), dtype=np.int64)    # known signs (-1, 0, 1)
+    mag = np.zeros((h + 2 * PAD, w + 2 * PAD), dtype=np.int64)  # known clipped magnitudes
+    sgn = np.zeros((h + 2 * PAD, w + 2 * PAD), dtype=np.int64)  # known signs (-1, 0, 1)
     out = np.zeros((h, w), dtype=np.int64)
-    for p, (r0, c0) in enumerate(PASSES):
-        nr, nc = (h - r0 + 1) // 2, (w - c0 + 1) // 2
+    for r0, c0, st, dist, p in PASSES:
+        nr, nc = (h - r0 + st - 1) // st, (w - c0 + st - 1) // st
         if nr <= 0 or nc <= 0:
             continue
 
         def nbr(a: np.ndarray, dr: int, dc: int) -> np.ndarray:
-            return _shift(a, r0, c0, dr, dc, nr, nc)
+            return _shift(a, r0, c0, st, dr * dist, dc * dist, nr, nc)
 
         direct = nbr(mag, -1, 0) + nbr(mag, 1, 0) + nbr(mag, 0, -1) + nbr(mag, 0, 1)
         diag = nbr(mag, -1, -1) + nbr(mag, -1, 1) + nbr(mag, 1, -1) + nbr(mag, 1, 1)
         nb = (2 * direct + diag).ravel()
-        other = info.other[r0::2, c0::2].ravel()
-        pcls = min(p, 2)
-        sig_ctx = ((info.bcls * 3 + pcls) * 6 + _NQ[np.minimum(nb, 200)]) * 4 + \
+        other = info.other[r0::st, c0::st].ravel()
+        sig_ctx = ((info.bcls * 4 + p) * 6 + _NQ[np.minimum(nb, 200)]) * 4 + \
             _OQ[np.minimum(other, 200)]
         act = _AQ[np.minimum(nb + other, 400)]
         if q is None:
             sig = co.sig.decode(sig_ctx)
         else:
-            qs = q[r0::2, c0::2].ravel()
+            qs = q[r0::st, c0::st].ravel()
             m_true = np.abs(qs)
             sig = (m_true > 0).astype(np.int64)
             co.sig.encode(sig, sig_ctx)
@@ -210,8 +236,8 @@ def code_band(co: Coders, info: BandInfo, q: np.ndarray | None = None) -> np.nda
         # signs: context = known horizontal / vertical neighbour signs and the reference sign
         hs = np.sign(nbr(sgn, 0, -1) + nbr(sgn, 0, 1)).ravel()[nz] + 1
         vs = np.sign(nbr(sgn, -1, 0) + nbr(sgn, 1, 0)).ravel()[nz] + 1
-        ref = info.ref_sign[r0::2, c0::2].ravel()[nz]
-        s_ctx = (((info.chroma * 3 + info.orient) * 3 + hs) * 3 + vs) * 3 + ref
+        ref = info.ref_sign[r0::st, c0::st].ravel()[nz]
+        s_ctx = ((((info.chroma * 2 + dist - 1) * 3 + info.orient) * 3 + hs) * 3 + vs) * 3 + ref
         if q is None:
             neg = co.sign.decode(s_ctx)
         else:
@@ -220,9 +246,9 @@ def code_band(co: Coders, info: BandInfo, q: np.ndarray | None = None) -> np.nda
         vals = m.copy()
         vals[nz] = np.where(neg > 0, -m[nz], m[nz])
         vals = vals.reshape(nr, nc)
-        out[r0::2, c0::2] = vals
-        mag[1 + r0:1 + h:2, 1 + c0:1 + w:2] = np.minimum(np.abs(vals), CLIP)
-        sgn[1 + r0:1 + h:2, 1 + c0:1 + w:2] = np.sign(vals)
+        out[r0::st, c0::st] = vals
+        mag[PAD + r0:PAD + h:st, PAD + c0:PAD + w:st] = np.minimum(np.abs(vals), CLIP)
+        sgn[PAD + r0:PAD + h:st, PAD + c0:PAD + w:st] = np.sign(vals)
     return out
 
 

@@ -12,6 +12,7 @@ from gancomp.train.data import is_held_out
 import gancomp.codecs.wavelet2 as w2
 import gancomp.subband as sb
 
+CROP = (256, 384)
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "train"
 if not ROOT.is_dir():
     ROOT = Path("/work/shared/data/train")
@@ -25,7 +26,9 @@ def images(n):
             im = Image.open(f).convert("RGB")
             if sub == "sun_hays80":
                 im = im.resize((im.width // 2, im.height // 2), Image.LANCZOS)
-            out.append((f.name, np.asarray(im)))
+            a = np.asarray(im)
+            h, w = a.shape[:2]
+            out.append((f.name, a[(h - CROP[0]) // 2:(h + CROP[0]) // 2, (w - CROP[1]) // 2:(w + CROP[1]) // 2]))
     return out
 
 
@@ -38,6 +41,9 @@ def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 6
     for kv in sys.argv[2:]:
         k, v = kv.split("=")
+        if k == "PASSES4":
+            sb.PASSES = ((0, 0, 2, 1, 0), (1, 1, 2, 1, 2), (0, 1, 2, 1, 3), (1, 0, 2, 1, 3))
+            continue
         mod = w2 if hasattr(w2, k) else sb
         setattr(mod, k, type(getattr(mod, k))(float(v)) if not isinstance(getattr(mod, k), int) else int(v))
     codec = w2.Wavelet2Codec()

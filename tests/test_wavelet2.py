@@ -146,3 +146,20 @@ def test_cross_process_decode_is_bit_exact(tmp_path, rgb):
                        env=dict(os.environ, **env), timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == want
+
+
+def test_target_bpp_and_psnr_use_the_fast_path(rgb, monkeypatch):
+    from gancomp.codecs.wavelet2 import Wavelet2Codec
+
+    calls = []
+    orig = Wavelet2Codec.analyse
+    monkeypatch.setattr(Wavelet2Codec, "analyse",
+                        lambda self, img: calls.append(1) or orig(self, img))
+    px = rgb.shape[0] * rgb.shape[1]
+    r = api.encode_array_ex(rgb, "wavelet2", target_bpp=1.0)
+    assert len(calls) == 1   # one transform for the whole search
+    assert len(r.data) * 8 / px <= 1.0
+    assert len(api.encode_array(rgb, "wavelet2", r.quality + 2)) * 8 / px > 1.0
+    r = api.encode_array_ex(rgb, "wavelet2", target_psnr=33.0)
+    assert psnr(rgb, api.decode_array(r.data)) >= 33.0
+    assert psnr(rgb, api.decode_array(api.encode_array(rgb, "wavelet2", r.quality - 2))) < 33.0

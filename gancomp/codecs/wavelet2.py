@@ -12,13 +12,14 @@ only: no torch on the encode or decode path.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import dwt97
-from ..errors import FormatError, InputError
-from ..subband import BandInfo, Coders, code_band, code_ll
+from ..errors import FormatError
+from ..subband import MODELS, BandInfo, Coders, code_band, code_ll
 from .base import Codec, Encoded, Option, clamp_quality, register
 
 MAX_LEVELS = 6
@@ -26,6 +27,36 @@ MIN_LL = 8                 # stop splitting when the low band would get smaller 
 ROUND = 0.40               # quantizer rounding: floor(|c| / step + ROUND) (dead zone)
 CHROMA_CODE = 6            # default chroma step factor 2 ** (code / 16)
 STEP_DIV = 16.0            # step = 2 ** (step_code / STEP_DIV) / 64 (q 0: ~99, q 100: ~1.3)
+
+# The context models' trained starting counts (gancomp/train/w2priors.py); part of the format.
+PRIORS_FILE = Path(__file__).resolve().parent.parent / "data" / "wavelet2_priors.safetensors"
+PRIORS_SHA256 = ""   # empty: flat starts (development only)
+_PRIORS: dict[str, np.ndarray] | None = None
+
+
+def load_priors() -> dict[str, np.ndarray] | None:
+    """The starting counts this build's wavelet2 format uses (checked against PRIORS_SHA256)."""
+    global _PRIORS
+    if not PRIORS_SHA256:
+        return None
+    if _PRIORS is None:
+        import hashlib
+
+        from safetensors.numpy import load
+
+        try:
+            raw = PRIORS_FILE.read_bytes()
+        except OSError:
+            raise FormatError(f"wavelet2 context table {PRIORS_FILE.name} missing from this "
+                              "install") from None
+        if hashlib.sha256(raw).hexdigest() != PRIORS_SHA256:
+            raise FormatError(f"wavelet2 context table {PRIORS_FILE.name} was modified")
+        t = load(raw)
+        if set(t) != set(MODELS) or any(t[k].shape != (n, a) for k, (a, n) in MODELS.items()):
+            raise FormatError("wavelet2 context table has the wrong shape")
+        _PRIORS = t
+    return _PRIORS
+
 
 # BT.601 full-range YCbCr, as in JPEG; written out so no BLAS call can reorder sums.
 _R2Y = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
@@ -95,6 +126,8 @@ class Wavelet2Codec(Codec):
                lo=-32, hi=64),
     )
 
+    chroma_default = CHROMA_CODE
+
     def quality_range(self) -> tuple[float, float]:
         return (0.0, 100.0)
 
@@ -118,12 +151,28 @@ class Wavelet2Codec(Codec):
         return self.encode_analysed(image.shape, self.analyse(image), step_code_for_quality(q),
                                     opts["chroma"])
 
-    def encode_analysed(self, shape, analysed, step_code: int, chroma_code: int) -> Encoded:
+    def trial_encoder(self, image: np.ndarray, **options: Any):
+        """``quality -> Encoded`` for rate control: the transform is computed once, and each
+        distinct step (qualities map to 1/16-octave steps) is coded once."""
+        opts = self.encode_opts(options)
+        analysed = self.analyse(image)
+        memo: dict[int, Encoded] = {}
+
+        def trial(quality: float | None) -> Encoded:
+            code = step_code_for_quality(clamp_quality(quality, 50.0))
+            if code not in memo:
+                memo[code] = self.encode_analysed(image.shape, analysed, code, opts["chroma"])
+            return memo[code]
+
+        return trial
+
+    def encode_analysed(self, shape, analysed, step_code: int, chroma_code: int,
+                        coders: Coders | None = None) -> Encoded:
         """Quantize and code a transform from :meth:`analyse` at one step."""
         h, w, c = shape
         levels, coeffs = analysed
         steps = _Steps(step_code, chroma_code, levels, c)
-        co = Coders()
+        co = coders if coders is not None else Coders(priors=load_priors())
         offs_num = np.zeros(c * 6)
         offs_den = np.zeros(c * 6)
         qbands: list[list[tuple[np.ndarray, ...]]] = []
@@ -177,7 +226,7 @@ class Wavelet2Codec(Codec):
         offs = np.frombuffer(offs_b, dtype=np.int8).astype(np.float64) / 128.0
         steps = _Steps(step_code, chroma_code, levels, channels)
         ll_shape, det_shapes = dwt97.band_shapes(height, width, levels)
-        co = Coders(streams[0])
+        co = Coders(streams[0], priors=load_priors())
         qbands: list[list[tuple[np.ndarray, ...]]] = []
         lls: list[np.ndarray] = []
         for ch in range(channels):
