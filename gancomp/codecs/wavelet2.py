@@ -19,12 +19,15 @@ import numpy as np
 
 from .. import dwt97
 from ..errors import FormatError
-from ..subband import MODELS, BandInfo, Coders, code_band, code_ll
+from ..subband import MODELS, BandInfo, Coders, _resample, code_band, code_ll
 from .base import Codec, Encoded, Option, clamp_quality, register
 
 MAX_LEVELS = 6
 MIN_LL = 8                 # stop splitting when the low band would get smaller than this
-ROUND = 0.40               # quantizer rounding: floor(|c| / step + ROUND) (dead zone)
+ROUND = 0.40               # quantizer rounding: floor(|c| / step + ROUND) ...
+ZTHR = 0.66                # ... and zero below ZTHR steps (the dead zone)
+ISO = 0.15                 # isolated coefficients (no significant neighbour or parent) need
+                           # ZTHR + ISO steps: their significance costs many bits
 CHROMA_CODE = 6            # default chroma step factor 2 ** (code / 16)
 STEP_DIV = 16.0            # step = 2 ** (step_code / STEP_DIV) / 64 (q 0: ~99, q 100: ~1.3)
 
@@ -109,6 +112,26 @@ def _quantize(c: np.ndarray, step: float, rnd: float) -> np.ndarray:
     return np.where(c < 0, -m, m)
 
 
+def _quantize_band(c: np.ndarray, step: float, parent: np.ndarray | None) -> np.ndarray:
+    """Dead-zone quantizer with a wider zero bin for isolated coefficients (a cheap
+    rate-distortion choice: lone significant coefficients are the most expensive to code)."""
+    a = np.abs(c) * (1.0 / step)
+    m = np.floor(a + ROUND).astype(np.int64)
+    m[a < ZTHR] = 0
+    if ISO > 0 and m.size:
+        s = np.pad(m > 0, 1)
+        h, w = m.shape
+        near = np.zeros((h, w), dtype=bool)
+        for dr in (0, 1, 2):
+            for dc in (0, 1, 2):
+                if dr != 1 or dc != 1:
+                    near |= s[dr:dr + h, dc:dc + w]
+        if parent is not None:
+            near |= _resample(parent, m.shape, 2) != 0
+        m[~near & (a < ZTHR + ISO)] = 0
+    return np.where(c < 0, -m, m)
+
+
 def _offsets_index(ch: int, lc: int, big: bool) -> int:
     return (ch * 3 + lc) * 2 + int(big)
 
@@ -185,7 +208,7 @@ class Wavelet2Codec(Codec):
                 qs: list[np.ndarray] = []
                 for o, b in enumerate(bands):
                     st = steps.det[ch][k][o]
-                    qb = _quantize(b, st, ROUND)
+                    qb = _quantize_band(b, st, qlev[k - 1][o] if k else None)
                     info = BandInfo(chroma, lc, o, qb.shape,
                                     qlev[k - 1][o] if k else None, qs,
                                     qbands[0][k][o] if ch > 0 else None)

@@ -23,13 +23,13 @@ from .data import split_held_out
 INCREMENT = 16   # AdaptiveCoder's count per observation
 
 
-def photos(root: Path, per_folder: int) -> list[Path]:
-    """Training (not held-back) photos, the first ``per_folder`` of each subfolder."""
+def photos(root: Path, per_folder: int, skip: int = 0) -> list[Path]:
+    """Training (not held-back) photos: ``per_folder`` of each subfolder after ``skip``."""
     subs = sorted(p for p in root.iterdir() if p.is_dir()) or [root]
     out: list[Path] = []
     for sub in subs:
         files = sorted(f for f in sub.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg"))
-        out += split_held_out(files)[0][:per_folder]
+        out += split_held_out(files)[0][skip:skip + per_folder]
     return out
 
 
@@ -92,18 +92,31 @@ def save(priors: dict[str, np.ndarray], path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m gancomp.train.w2priors", description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, help="folder of training photos (subfolders ok)")
+    p.add_argument("--data", default=None, help="folder of training photos (subfolders ok)")
     p.add_argument("--per-folder", type=int, default=20, help="photos per subfolder")
     p.add_argument("--qualities", default="5,20,35,50,65,80")
     p.add_argument("--strength", type=float, default=12.0)
     p.add_argument("--max-side", type=int, default=768)
+    p.add_argument("--skip", type=int, default=10,
+                   help="leave the first N photos of each folder out (kept for tuning checks)")
+    p.add_argument("--stats", default=None, help="also save the raw counts here (.safetensors)")
+    p.add_argument("--from-stats", default=None, help="build the table from saved counts")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
-    files = photos(Path(a.data), a.per_folder)
-    imgs = [load(f, a.max_side) for f in files]
-    stats = collect(imgs, [float(q) for q in a.qualities.split(",")])
+    from safetensors.numpy import load_file, save_file
+
+    if a.from_stats:
+        stats = {k: v.astype(np.int64) for k, v in load_file(a.from_stats).items()}
+        what = a.from_stats
+    else:
+        files = photos(Path(a.data), a.per_folder, a.skip)
+        stats = collect([load(f, a.max_side) for f in files],
+                        [float(q) for q in a.qualities.split(",")])
+        what = f"{len(files)} photos"
+        if a.stats:
+            save_file(stats, a.stats)
     sha = save(to_priors(stats, a.strength), Path(a.out))
-    print(f"wrote {a.out} from {len(files)} photos; sha256 {sha}")
+    print(f"wrote {a.out} from {what}; sha256 {sha}")
 
 
 if __name__ == "__main__":
