@@ -84,18 +84,25 @@ def validate_array(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _encode_once(codec: Codec, arr: np.ndarray, quality: float | None, icc: bytes | None,
-                 exif: bytes | None, bit_depth: int, options: dict) -> tuple[bytes, list[str]]:
-    if codec.lossless and bit_depth > 8:  # the 8-bit reduction would make "lossless" a lie
-        raise InputError(f"codec {codec.name!r} codes 8-bit samples only; this is a "
-                         f"{bit_depth}-bit image (convert it to 8 bits first)")
+def _coded_color(codec: Codec, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The colour planes the codec codes (gray widened for RGB-only codecs) and the alpha."""
     color, alpha = _split_alpha(arr)
     if color.shape[2] not in codec.channels:
         if color.shape[2] == 1 and 3 in codec.channels:
             color = np.repeat(color, 3, axis=2)
         else:
             raise InputError(f"codec {codec.name!r} cannot code {color.shape[2]}-channel images")
-    enc = codec.encode(np.ascontiguousarray(color), quality, **options)
+    return np.ascontiguousarray(color), alpha
+
+
+def _encode_once(codec: Codec, arr: np.ndarray, quality: float | None, icc: bytes | None,
+                 exif: bytes | None, bit_depth: int, options: dict,
+                 trial: Callable[[float | None], Any] | None = None) -> tuple[bytes, list[str]]:
+    if codec.lossless and bit_depth > 8:  # the 8-bit reduction would make "lossless" a lie
+        raise InputError(f"codec {codec.name!r} codes 8-bit samples only; this is a "
+                         f"{bit_depth}-bit image (convert it to 8 bits first)")
+    color, alpha = _coded_color(codec, arr)
+    enc = trial(quality) if trial is not None else codec.encode(color, quality, **options)
     sections: dict[int, bytes] = {}
     if alpha is not None:
         sections[ct.SEC_ALPHA] = _alpha_png(alpha)
@@ -159,9 +166,12 @@ def _search(c: Codec, arr: np.ndarray, target_bpp: float | None, target_psnr: fl
     lo, hi = c.quality_range()
     pixels = arr.shape[0] * arr.shape[1]
     best: tuple[bytes, float, list[str]] | None = None
+    # Codecs with a trial encoder reuse their analysis (e.g. a transform) across trials.
+    maker = getattr(c, "trial_encoder", None)
+    trial = maker(_coded_color(c, arr)[0], **options) if maker is not None else None
 
     def ok(q: float) -> tuple[bool, bytes, list[str]]:
-        data, notes = _encode_once(c, arr, q, icc, exif, bit_depth, options)
+        data, notes = _encode_once(c, arr, q, icc, exif, bit_depth, options, trial)
         if target_bpp is not None:
             return len(data) * 8 / pixels <= target_bpp, data, notes
         rec = decode(data).pixels

@@ -82,6 +82,7 @@ class Runner:
     native_name: str = "quality"
     integer_quality: bool = False
     requested: str = ""             # the name the user typed (e.g. "default", "jxl")
+    fingerprint: str = ""           # changes when the codec's output may change (caching)
 
 
 def _gancomp_runner(name: str, options: dict[str, Any]) -> Runner:
@@ -99,7 +100,39 @@ def _gancomp_runner(name: str, options: dict[str, Any]) -> Runner:
         return api.decode_array(data)
 
     sweep: list[float | None] = [None] if codec.lossless else list(codec.sweep_qualities())
-    return Runner(label, "gancomp", desc, enc, dec, sweep, codec.quality_range(), codec.lossless)
+    return Runner(label, "gancomp", desc, enc, dec, sweep, codec.quality_range(), codec.lossless,
+                  fingerprint=_source_fingerprint() + repr(sorted(options.items())))
+
+
+_NOT_CODEC_SOURCE = {"benchmarks", "cli", "compare.py", "report.py", "rdplot.py", "bdrate.py",
+                     "anchors.py", "train"}
+
+
+def _source_fingerprint() -> str:
+    """SHA-256 over gancomp's own source and data files (cached rows of gancomp codecs are
+    reused only while none of them changed)."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*")):
+        rel = f.relative_to(root).parts
+        if f.is_file() and f.suffix in (".py", ".safetensors", ".json", ".png") and \
+                "__pycache__" not in rel and rel[0] not in _NOT_CODEC_SOURCE:
+            h.update(str(f.relative_to(root)).encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _library_fingerprint() -> str:
+    from importlib import metadata
+
+    out = []
+    for pkg in ("pillow", "imagecodecs", "pillow-heif"):
+        try:
+            out.append(f"{pkg}={metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{pkg}=none")
+    return ",".join(out)
 
 
 def _classical_runner(name: str) -> Runner:
@@ -111,7 +144,8 @@ def _classical_runner(name: str) -> Runner:
         return c.encode(img, c.sweep[len(c.sweep) // 2] if q is None else q)
 
     return Runner(c.name, "classical", c.description, enc, c.decode, list(c.sweep), c.qrange,
-                  native=c.native, native_name=c.native_name, integer_quality=c.integer_quality)
+                  native=c.native, native_name=c.native_name, integer_quality=c.integer_quality,
+                  fingerprint=_library_fingerprint())
 
 
 def resolve_codecs(names: Iterable[str], options: dict[str, Any] | None = None) -> list[Runner]:
@@ -264,8 +298,12 @@ def find_quality_for_bpp(runner: Runner, img: np.ndarray, target: float,
 
 def run(images: Sequence[Path], runners: Sequence[Runner], *, qualities: list[float] | None = None,
         per_codec: dict[str, list[float]] | None = None, target_bpp: float | None = None,
-        progress: bool = True, log: Callable[[str], None] | None = None) -> Result:
-    """Measure every codec on every image, at each sweep quality or at ``target_bpp``."""
+        progress: bool = True, log: Callable[[str], None] | None = None,
+        cache: str | Path | None = None) -> Result:
+    """Measure every codec on every image, at each sweep quality or at ``target_bpp``.
+
+    ``cache``: a JSON-lines file of measured rows; rows whose codec fingerprint, image and
+    quality match are reused and new ones appended as they are measured (resumable runs)."""
     alias = {r.requested: r.name for r in runners if r.requested}
     per_codec = {alias.get(k, k): v for k, v in (per_codec or {}).items()}
     unknown = set(per_codec) - {r.name for r in runners}
@@ -287,6 +325,18 @@ def run(images: Sequence[Path], runners: Sequence[Runner], *, qualities: list[fl
     total = sum(len(plan[r.name]) for r in runners) * len(images)
     rows: list[Row] = []
     notes: list[str] = []
+    cached: dict[str, dict] = {}
+    cache_f = None
+    if cache is not None and target_bpp is None:
+        cache = Path(cache)
+        if cache.exists():
+            for line in cache.read_text().splitlines():
+                try:
+                    d = json.loads(line)
+                    cached[d.pop("key")] = d
+                except (ValueError, KeyError):
+                    continue  # a line cut short by an interrupted run
+        cache_f = open(cache, "a", encoding="utf-8")
     with _progress(progress, total) as tick:
         for i, path in enumerate(images):
             if progress and log and not _isatty():
@@ -296,6 +346,10 @@ def run(images: Sequence[Path], runners: Sequence[Runner], *, qualities: list[fl
             for r in runners:
                 for k, q in enumerate(plan[r.name]):
                     tick(f"{r.name} {path.name}")
+                    key = json.dumps([r.name, r.fingerprint, path.name, q])
+                    if key in cached:
+                        rows.append(Row(**dict(cached[key], point=k)))
+                        continue
                     missed = False
                     if target_bpp is not None and not r.lossless:
                         q, missed = find_quality_for_bpp(r, img, target_bpp)
@@ -311,6 +365,11 @@ def run(images: Sequence[Path], runners: Sequence[Runner], *, qualities: list[fl
                         w, h, len(data), b, metrics.mse(img, rec), metrics.psnr(img, rec),
                         metrics.ssim(img, rec), metrics.ms_ssim(img, rec),
                         metrics.compression_ratio(b), te, td, target_bpp, missed))
+                    if cache_f is not None:
+                        cache_f.write(json.dumps(dict(asdict(rows[-1]), key=key)) + "\n")
+                        cache_f.flush()
+    if cache_f is not None:
+        cache_f.close()
     codecs = [{"name": r.name, "kind": r.kind, "description": r.description} for r in runners]
     return Result(rows, aggregate(rows), codecs, [p.name for p in images], target_bpp, notes)
 
