@@ -185,8 +185,13 @@ MS_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
 def ms_ssim_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """1 - MS-SSIM of images in [0, 1] (float32; as many scales as the size allows, <= 5)."""
-    a, b = a.float(), b.float()
+    """1 - MS-SSIM of images in [0, 1] (float32 even under autocast: variances are
+    differences of moments; as many scales as the size allows, <= 5)."""
+    with torch.autocast(device_type=a.device.type, enabled=False):
+        return _ms_ssim_loss(a.float(), b.float())
+
+
+def _ms_ssim_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     win = _gauss_window(device=a.device)
     c = a.shape[1]
     wx = win.view(1, 1, 1, -1).repeat(c, 1, 1, 1)

@@ -29,8 +29,8 @@ PRESETS: dict[str, dict[str, Any]] = {
              "feat_steps": 2, "log_every": 1},
     "cpu": {"width": 24, "feat_width": 16, "crop": 96, "per_image": 8, "batch": 6,
             "steps": 100000, "feat_steps": 300},
-    "gpu": {"width": 48, "feat_width": 24, "crop": 192, "per_image": 24, "batch": 24,
-            "steps": 1000000, "feat_steps": 1500, "half": True},
+    "gpu": {"width": 40, "feat_width": 24, "crop": 192, "per_image": 24, "batch": 24,
+            "steps": 1000000, "feat_steps": 1500, "half": True, "workers": 6},
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -55,6 +55,37 @@ def make_inputs(x_u8: np.ndarray, cfg: dict, rng: np.random.Generator) -> tuple[
         masks.append(m[:img.shape[0], :img.shape[1]])
     kept_a = np.stack(kept).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
     return np.ascontiguousarray(kept_a), np.stack(masks)[:, None].astype(np.float32)
+
+
+_CROPS: np.ndarray | None = None
+_CFG: dict = {}
+
+
+def _make_batch(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(originals uint8 (B, H, W, 3), kept, masks) for one step; runs in worker processes."""
+    rng = np.random.default_rng(seed)
+    x_u8 = _CROPS[rng.integers(0, _CROPS.shape[0], _CFG["batch"])]
+    if rng.random() < 0.5:
+        x_u8 = x_u8[:, :, ::-1]
+    x_u8 = np.ascontiguousarray(x_u8)
+    kept, m = make_inputs(x_u8, _CFG, rng)
+    return x_u8, kept, m
+
+
+def _batches(crops: np.ndarray, cfg: dict, first_seed: int):
+    """Endless batches, made by ``workers`` forked processes when > 0 (the block coding
+    simulation is numpy work that would otherwise starve a GPU)."""
+    global _CROPS, _CFG
+    _CROPS, _CFG = crops, cfg
+    seeds = iter(range(first_seed, 1 << 62))
+    if int(cfg.get("workers", 0)) > 0:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(int(cfg["workers"])) as pool:
+            yield from pool.imap(_make_batch, seeds, chunksize=2)
+    else:
+        for sd in seeds:
+            yield _make_batch(sd)
 
 
 def train(cfg: dict[str, Any], out: Path, device_name: str = "cpu", fresh: bool = False,
@@ -109,20 +140,18 @@ def train(cfg: dict[str, Any], out: Path, device_name: str = "cpu", fresh: bool 
     fields = ["lr", "loss", "l1", "edge", "style", "content", "psnr_holes"]
     log = gc.LossLog(out / "loss.csv", fields, fresh or step == 0)
     last = time.time()
+    batches = _batches(crops, cfg, cfg["seed"] * 1000003 + step + feat_done)
     try:
         while not sched.done(step):
             lr = gc.lr_at(cfg["lr"], cfg["lr_final"], sched.frac(step))
             for g in opt.param_groups:
                 g["lr"] = lr
-            idx = rng.integers(0, crops.shape[0], cfg["batch"])
-            x_u8 = crops[idx]
-            if rng.random() < 0.5:
-                x_u8 = x_u8[:, :, ::-1]
-            kept, m = make_inputs(np.ascontiguousarray(x_u8), cfg, rng)
+            x_u8, kept, m = next(batches)
             x = torch.from_numpy(np.ascontiguousarray(x_u8.transpose(0, 3, 1, 2)).astype(np.float32) / 255).to(device)
             kept_t, m_t = torch.from_numpy(kept).to(device), torch.from_numpy(m).to(device)
             with gc.autocast(device):
                 p = net(kept_t, m_t).float()
+            with torch.autocast(device_type=device.type, enabled=False):  # losses in float32
                 hole = 1 - m_t
                 l1 = (torch.abs(p - x) * (0.25 + hole)).mean()
                 edge = F.mse_loss(log_filter(p), log_filter(x)) * 255 / 10
@@ -146,6 +175,7 @@ def train(cfg: dict[str, Any], out: Path, device_name: str = "cpu", fresh: bool 
                 save()
                 last = time.time()
     finally:
+        batches.close()
         log.close()
         save()
     return ckpt

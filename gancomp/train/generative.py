@@ -239,7 +239,8 @@ def export_arrays(model, half: bool) -> dict[str, np.ndarray]:
             a = v.detach().contiguous().numpy()
             arrays[k] = a.astype(np.float16) if half and a.ndim == 4 else a.astype(np.float32)
     for i, layer in enumerate(integer_hs(model)):
-        arrays[f"hs_int.{i}.weight"] = layer.weight.astype(np.int32)
+        assert np.abs(layer.weight).max() < 2 ** 15  # quantize_conv keeps 15-bit weights
+        arrays[f"hs_int.{i}.weight"] = layer.weight.astype(np.int16)
         arrays[f"hs_int.{i}.bias"] = layer.bias.astype(np.int64)
         arrays[f"hs_int.{i}.meta"] = layer.meta()
     yf, yo, yb = gaussian_tables()
