@@ -17,11 +17,13 @@ from .common import describe_channels, note, spinner
               default=None, help="Output format (default: from OUTPUT's suffix; PNG on stdout).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="Where learned codecs run their synthesis (default auto).")
+@click.option("--decoder", type=click.Choice(["gan", "mse"]), default=None,
+              help="generative: GAN synthesis (default) or the MSE synthesis of the same latent.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option("-v", "--verbose", is_flag=True, help="Report codec and time on stderr.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
-def decode(input: str, output: str | None, fmt: str | None, device: str | None, force: bool,
-           verbose: bool, quiet: bool) -> None:
+def decode(input: str, output: str | None, fmt: str | None, device: str | None,
+           decoder: str | None, force: bool, verbose: bool, quiet: bool) -> None:
     """Decompress INPUT (.gcz; '-' = stdin) to OUTPUT ('-' = stdout).
 
     OUTPUT defaults to INPUT with the suffix .png.
@@ -38,6 +40,8 @@ def decode(input: str, output: str | None, fmt: str | None, device: str | None, 
     t0 = time.perf_counter()
     data = imageio.read_input_bytes(input)
     options = {"device": device} if device else {}
+    if decoder:
+        options["decoder"] = decoder
     with spinner("decoding…", not quiet):
         dec = api.decode(data, **options)
     h = dec.header

@@ -33,6 +33,10 @@ from .common import describe_channels, note, parse_extra, spinner
               help="Entropy coder of the lossless codec (huffman: the seed's variant).")
 @click.option("--finetune", is_flag=True, default=False,
               help="lossless: fit the predictor's output layer to the image when it pays.")
+@click.option("--keep-mask", default=None, metavar="MASK.png",
+              help="generative: PNG mask, white = code these regions at high fidelity.")
+@click.option("--keep", type=click.Choice(["auto"]), default=None,
+              help="generative: keep the blocks with the most edges (see -x keep_fraction=).")
 @click.option("-x", "--opt", "extra", multiple=True, metavar="KEY=VALUE",
               help="Codec-specific option (repeatable), e.g. -x loss=mse.")
 @click.option("--metadata", type=click.Choice(["none", "icc", "all"]), default="icc",
@@ -43,7 +47,8 @@ from .common import describe_channels, note, parse_extra, spinner
 def encode(input: str, output: str | None, codec: str, quality: float | None,
            target_bpp: float | None, target_psnr: float | None, ratio: float | None,
            colors: int | None, device: str | None, resize: bool, entropy: str | None,
-           finetune: bool, extra: tuple[str, ...], metadata: str,
+           finetune: bool, keep_mask: str | None, keep: str | None, extra: tuple[str, ...],
+           metadata: str,
            force: bool, verbose: bool, quiet: bool) -> None:
     """Compress INPUT (PNG, JPEG, WebP, TIFF, BMP, PPM/PGM; '-' = stdin) to OUTPUT.
 
@@ -60,7 +65,7 @@ def encode(input: str, output: str | None, codec: str, quality: float | None,
     img = imageio.load_image(input)
     options = dict(parse_extra(extra), ratio=ratio, colors=colors, device=device,
                    resize=True if resize else None, entropy=entropy,
-                   finetune=True if finetune else None)
+                   finetune=True if finetune else None, keep_mask=keep_mask, keep=keep)
     if output != "-":  # fail before the (possibly slow) encode, not after
         out = Path(output)
         if out.exists() and not force:
