@@ -105,7 +105,7 @@ class _Net:
         if any(k not in arrays for k in sd):
             raise ModelError("ablative weights are incomplete")
         net.load_state_dict({k: torch.from_numpy(np.asarray(arrays[k], np.float32)) for k in sd})
-        self.net = net.eval().to(device)
+        self.net = net.eval().double().to(device)  # float64: same pixels on every CPU
         self.device = device
 
 
@@ -131,8 +131,8 @@ def inpaint(net: _Net, kept: np.ndarray, mask_px: np.ndarray) -> np.ndarray:
     """uint8 image from kept pixels (uint8, zeros elsewhere) and the pixel mask."""
     import torch
 
-    x = torch.from_numpy(kept.transpose(2, 0, 1).astype(np.float32) / 255.0)[None].to(net.device)
-    m = torch.from_numpy(mask_px.astype(np.float32))[None, None].to(net.device)
+    x = torch.from_numpy(kept.transpose(2, 0, 1).astype(np.float64) / 255.0)[None].to(net.device)
+    m = torch.from_numpy(mask_px.astype(np.float64))[None, None].to(net.device)
     with torch.no_grad():
         p = net.net(x, m)[0].clamp(0, 1)
     out = np.rint(p.double().cpu().numpy().transpose(1, 2, 0) * 255).astype(np.uint8)

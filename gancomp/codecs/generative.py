@@ -52,7 +52,9 @@ class _Runtime:
         if any(k not in state for k in need):
             raise ModelError("generative weights are incomplete")
         model.load_state_dict(state, strict=False)
-        self.model = model.eval().to(device)
+        # float64 transforms: float32 convolutions round differently per CPU kernel set and
+        # thread count, which moved a few pixels by one level across machines
+        self.model = model.eval().double().to(device)
         self.device = device
         self.M = M
         n = len([k for k in arrays if k.startswith("hs_int.") and k.endswith(".meta")])
@@ -69,7 +71,7 @@ class _Runtime:
     def gains(self, tmap: np.ndarray):
         import torch
 
-        t = torch.from_numpy(tmap.astype(np.float32))[None].to(self.device)
+        t = torch.from_numpy(tmap.astype(np.float64))[None].to(self.device)
         return self.model.gain_maps(t)
 
     def entropy_params(self, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -279,7 +281,7 @@ class GenerativeCodec(Codec):
                 part = np.pad(part, ((0, _padded(th) - th), (0, _padded(tw) - tw), (0, 0)), mode="edge")
                 tmap = _rate_map(rt, q100, k100, mask, y0, x0, part.shape[0], part.shape[1])
                 g, _ = rt.gains(tmap)
-                x = torch.from_numpy(part.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
+                x = torch.from_numpy(part.transpose(2, 0, 1).astype(np.float64) / 255.0)[None]
                 y = rt.model.g_a(x.to(rt.device)) * g
                 z_hat = torch.round(rt.model.h_a(y))[0].cpu().numpy().astype(np.int64)
                 mean_int, idx = rt.entropy_params(z_hat)
@@ -328,13 +330,13 @@ class GenerativeCodec(Codec):
                 sym = decode_indexed(streams[2 * k + 1], idx, rt.y_freqs, rt.y_offsets)
                 sym = sym.reshape(mean_int.shape)
                 _state_hash(digest, z_hat, sym, mean_int, idx)
-                y_hat = torch.from_numpy((sym + mean_int / 256.0).astype(np.float32))[None]
+                y_hat = torch.from_numpy(sym + mean_int / 256.0)[None]
                 y_hat = y_hat.to(rt.device) * ig
                 x_mse = rt.model.g_s(y_hat).clamp(0, 1)
                 pix = x_mse
                 if gan:
                     noise = torch.from_numpy(np.random.default_rng(k).standard_normal(
-                        (1, 1, ph, pw), dtype=np.float32)).to(rt.device)
+                        (1, 1, ph, pw))).to(rt.device)
                     pix = rt.model.gen(y_hat, x_mse, noise).clamp(0, 1)
                 pix = (pix[0] * 255).double().cpu().numpy().transpose(1, 2, 0)[:th, :tw]
                 if gan and mask is not None:
