@@ -36,10 +36,10 @@ PRESETS: dict[str, dict[str, Any]] = {
             "crop": 128, "per_image": 8, "batch": 4, "steps": 100000, "gan_start": 0.15},
     "gpu": {"N": 64, "M": 128, "Nh": 64, "init": "hp-a1", "gen_width": 48, "d_width": 48, "crop": 192,
             "per_image": 24, "batch": 16, "steps": 1000000, "gan_start": 0.2, "lr": 2e-4,
-            "half": True},
+            "w_gan": 0.3, "w_mse": 0.5, "half": True},
     "faces-gpu": {"N": 64, "M": 64, "Nh": 48, "gen_width": 32, "d_width": 32, "crop": 64,
                   "faces": True, "batch": 64, "steps": 1000000, "gan_start": 0.2,
-                  "lambdas": [0.0004, 0.0015, 0.006], "half": True},
+                  "lambdas": [0.0004, 0.0015, 0.006], "w_gan": 0.3, "w_mse": 0.5, "half": True},
 }
 
 DEFAULTS: dict[str, Any] = {
