@@ -351,7 +351,39 @@ def main(argv: list[str] | None = None) -> None:
     if not a.no_write:
         from ..report import write_section
 
+        update_cards(a, kodak_rows, face_rows, abl_rows, targets, cmd)
         write_section(DOCS / "BENCHMARKS.md", a.section, text)
+
+
+def summary(rows: list[dict]) -> dict:
+    """codec -> mean bpp / PSNR / MS-SSIM / SSIMULACRA2 / SSIM (for model cards)."""
+    out = {}
+    for n in dict.fromkeys(r["codec"] for r in rows):
+        rs = [r for r in rows if r["codec"] == n]
+        out[n] = {"images": len(rs), **{k: round(_mean(rs, k), 4) for k in
+                                        ("bpp", "psnr", "ms_ssim", "ssimulacra2", "ssim")}}
+    return out
+
+
+def update_cards(a, kodak_rows, face_rows, abl_rows, targets, cmd: str) -> None:
+    """Write the measured results into the model cards (the weights and their hash stay)."""
+    from ..weights import default_for, find
+
+    def card_path(mid, codec):
+        c = find(mid) if mid else default_for(codec)
+        return None if c is None else c.path.with_suffix(".json")
+
+    jobs = [(card_path(a.model, "generative"), {f"kodak_{t:g}bpp": summary(
+        [r for r in kodak_rows if r["target"] == t]) for t in targets}),
+            (card_path(a.face_model, "generative") if a.face_model else None,
+             {f"faces_{a.face_target:g}bpp": summary(face_rows)}),
+            (card_path(a.abl_model, "ablative"), {"kodak_at_jpeg_q5_bpp": summary(abl_rows)})]
+    for path, res in jobs:
+        if path is None or not any(res.values()):
+            continue
+        card = json.loads(path.read_text())
+        card["results"] = dict(card.get("results") or {}, benchmark=cmd, **res)
+        path.write_text(json.dumps(card, indent=2) + "\n")
 
 
 def total_files(rows: list[dict], names: list[str]) -> int:
