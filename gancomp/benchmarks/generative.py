@@ -144,6 +144,15 @@ def run_ablative(name: str, img: np.ndarray, save: Path, runners: dict,
     return rows, recs
 
 
+def labelled(recs: dict, rows: list[dict], cut) -> list[tuple[str, np.ndarray]]:
+    """Grid cells "codec bpp" for one image's reconstructions."""
+    def key(codec: str) -> str:
+        return codec.replace(" --decoder ", "-")
+
+    bpps = {key(r["codec"]): r["bpp"] for r in rows}
+    return [(f"{k} {bpps.get(k, float('nan')):.3f}", cut(v)) for k, v in recs.items()]
+
+
 def _mean(rows: list[dict], key: str) -> float:
     v = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
     return float(np.mean(v)) if v else float("nan")
@@ -185,7 +194,11 @@ def grid(cells: list[tuple[str, list[tuple[str, np.ndarray]]]], path: Path, size
     for i, (title, row) in enumerate(cells):
         for j, (label, crop) in enumerate(row):
             y = i * (size + head)
-            canvas.paste(Image.fromarray(crop), (j * size, y + head))
+            im = Image.fromarray(crop)
+            if crop.shape[0] * 2 <= size:  # small images (faces): nearest-neighbour zoom
+                f = size // crop.shape[0]
+                im = im.resize((crop.shape[1] * f, crop.shape[0] * f), Image.NEAREST)
+            canvas.paste(im, (j * size, y + head))
             draw.text((j * size + 2, y + 1), f"{title} {label}" if j == 0 else label, fill="black")
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path, optimize=True)
@@ -287,9 +300,7 @@ def main(argv: list[str] | None = None) -> None:
                 if want_grid:
                     y, x = crop_of(img)
                     cut = lambda a_: a_[y:y + 160, x:x + 160]  # noqa: E731
-                    bpps = {r["codec"].split()[0] + ("-" + r["codec"].split()[-1] if r["codec"].startswith("generative") else ""): r["bpp"] for r in rs}
-                    cells.append((f"{name}@{t:g}", [("original", cut(img))] + [
-                        (f"{k} {bpps.get(k, 0):.3f}", cut(v)) for k, v in recs.items()]))
+                    cells.append((f"{name}@{t:g}", [("original", cut(img))] + labelled(recs, rs, cut)))
             if ("kodak", name) not in done:
                 record("kodak", name, new_rows)
             print(f"{name}: kodak done", flush=True)
@@ -315,8 +326,8 @@ def main(argv: list[str] | None = None) -> None:
             img = np.asarray(Image.open(f).convert("RGB"))
             rs, recs = run_generative(f.stem, img, a.face_target, fopts, save, runners)
             record("faces", f.stem, rs)
-            if i < 6:
-                cells.append((f"face {f.stem}", [("original", img)] + list(recs.items())))
+            if i < 4:
+                cells.append((f"face {f.stem}", [("original", img)] + labelled(recs, rs, lambda v: v)))
         print("faces done", flush=True)
 
     kodak_rows = [r for r in rows if r["part"] == "kodak"]
