@@ -250,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kodak", required=True)
     ap.add_argument("--faces", help="face folder (held out: last 500 sorted ids)")
     ap.add_argument("--count", type=int, default=24, help="Kodak images (first N sorted)")
+    ap.add_argument("--images", help="comma list of Kodak names instead (e.g. kodim05,kodim23)")
     ap.add_argument("--face-count", type=int, default=200)
     ap.add_argument("--targets", default="0.1,0.2")
     ap.add_argument("--face-target", type=float, default=0.25)
@@ -276,6 +277,8 @@ def main(argv: list[str] | None = None) -> None:
     gopts = {"model": a.model} if a.model else {}
     aopts = {"model": a.abl_model} if a.abl_model else {}
     kodak = sorted(p for p in Path(a.kodak).iterdir() if p.suffix.lower() == ".png")[:a.count]
+    if a.images:
+        kodak = [Path(a.kodak) / f"{n}.png" for n in a.images.split(",")]
     targets = [float(t) for t in a.targets.split(",")]
     bqs = tuple(int(b) for b in a.block_qualities.split(","))
     cells: list = []
