@@ -28,7 +28,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"width": 4, "feat_width": 4, "crop": 32, "per_image": 2, "batch": 2, "steps": 3,
              "feat_steps": 2, "log_every": 1},
     "cpu": {"width": 24, "feat_width": 16, "crop": 96, "per_image": 8, "batch": 6,
-            "steps": 100000, "feat_steps": 300},
+            "steps": 100000, "feat_steps": 150},
     "gpu": {"width": 40, "feat_width": 24, "crop": 192, "per_image": 24, "batch": 24,
             "steps": 1000000, "feat_steps": 1500, "half": True, "workers": 6},
 }
