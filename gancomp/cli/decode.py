@@ -19,11 +19,13 @@ from .common import describe_channels, note, spinner
               help="Where learned codecs run their synthesis (default auto).")
 @click.option("--passes", type=click.IntRange(1, 8), default=None,
               help="Progressive files (ae passes=K): decode only the first k passes.")
+@click.option("--decoder", type=click.Choice(["gan", "mse"]), default=None,
+              help="generative: GAN synthesis (default) or the MSE synthesis of the same latent.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option("-v", "--verbose", is_flag=True, help="Report codec and time on stderr.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 def decode(input: str, output: str | None, fmt: str | None, device: str | None,
-           passes: int | None, force: bool, verbose: bool, quiet: bool) -> None:
+           passes: int | None, decoder: str | None, force: bool, verbose: bool, quiet: bool) -> None:
     """Decompress INPUT (.gcz; '-' = stdin) to OUTPUT ('-' = stdout).
 
     OUTPUT defaults to INPUT with the suffix .png.
@@ -42,6 +44,8 @@ def decode(input: str, output: str | None, fmt: str | None, device: str | None,
     options = {"device": device} if device else {}
     if passes is not None:
         options["passes"] = passes
+    if decoder:
+        options["decoder"] = decoder
     with spinner("decoding…", not quiet):
         dec = api.decode(data, **options)
     h = dec.header

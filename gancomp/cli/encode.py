@@ -37,6 +37,10 @@ from .common import describe_channels, note, parse_extra, spinner
 @click.option("--effort", type=int, default=None,
               help="overfit: fitting effort 1 (fast) .. 9 (best, slowest).")
 @click.option("--seed", type=int, default=None, help="Random seed of codecs that fit at encode time.")
+@click.option("--keep-mask", default=None, metavar="MASK.png",
+              help="generative: PNG mask, white = code these regions at high fidelity.")
+@click.option("--keep", type=click.Choice(["auto"]), default=None,
+              help="generative: keep the blocks with the most edges (see -x keep_fraction=).")
 @click.option("-x", "--opt", "extra", multiple=True, metavar="KEY=VALUE",
               help="Codec-specific option (repeatable), e.g. -x loss=mse.")
 @click.option("--metadata", type=click.Choice(["none", "icc", "all"]), default="icc",
@@ -47,7 +51,8 @@ from .common import describe_channels, note, parse_extra, spinner
 def encode(input: str, output: str | None, codec: str, quality: float | None,
            target_bpp: float | None, target_psnr: float | None, ratio: float | None,
            colors: int | None, device: str | None, resize: bool, entropy: str | None,
-           finetune: bool, effort: int | None, seed: int | None, extra: tuple[str, ...],
+           finetune: bool, effort: int | None, seed: int | None, keep_mask: str | None,
+           keep: str | None, extra: tuple[str, ...],
            metadata: str,
            force: bool, verbose: bool, quiet: bool) -> None:
     """Compress INPUT (PNG, JPEG, WebP, TIFF, BMP, PPM/PGM; '-' = stdin) to OUTPUT.
@@ -65,7 +70,8 @@ def encode(input: str, output: str | None, codec: str, quality: float | None,
     img = imageio.load_image(input)
     options = dict(parse_extra(extra), ratio=ratio, colors=colors, device=device,
                    resize=True if resize else None, entropy=entropy,
-                   finetune=True if finetune else None, effort=effort, seed=seed)
+                   finetune=True if finetune else None, effort=effort, seed=seed,
+                   keep_mask=keep_mask, keep=keep)
     fits = codec == "overfit"
     if fits and not quiet and sys.stderr.isatty():
         options["progress"] = True  # the codec draws its own bar with ETA
