@@ -1,7 +1,7 @@
 """Pack the training split for the GPU machine (what travels there is capped at 64 MiB).
 
 Training photos (held-back ones left out, see gancomp.train.data.is_held_out) resized to max
-side 384 as JPEG q90 4:4:4 into .gpudata/train/<folder>/, and the first 4500 training faces (the
+side 384 as JPEG q90 4:4:4 into .gpudata/train/<folder>/, and the first 4000 training faces (the
 last 500 of the set stay held out) as JPEG q90 into .gpudata/faces/. About 40 MB. Run from the
 repo root: `.venv/bin/python gpu/pack_data.py [SHARED_DATA_DIR]`.
 """
@@ -15,7 +15,7 @@ from PIL import Image
 
 from gancomp.train.data import list_images, split_held_out
 
-MAX_SIDE, QUALITY, FACES = 384, 90, 4500
+MAX_SIDE, QUALITY, FACES = 384, 90, 4000
 
 
 def main() -> None:
