@@ -15,7 +15,7 @@ import numpy as np
 
 from ..entropy import decode_indexed, encode_indexed
 from ..errors import FormatError, InputError
-from .base import Codec, Encoded, check_options, clamp_quality, register
+from .base import Codec, Encoded, Option, clamp_quality, register
 
 DEFAULTS = {"loss": "combined", "bits": 5, "steps": 120, "restarts": 2}
 MAX_LATENT = 64 * 64 * 3
@@ -56,6 +56,16 @@ class GanInversionCodec(Codec):
     version = 1
     channels = (3,)
     description = "64x64 faces as a quantized GAN latent (latent optimization; GANZ via --ratio)"
+    encode_options = (
+        Option("ratio", float, None, "GANZ: a seeded random first layer with 64*64*3/R inputs",
+               lo=1.0, hi=MAX_LATENT),
+        Option("resize", bool, None, "scale other sizes to 64x64 (and back when decoding)"),
+        Option("loss", str, DEFAULTS["loss"], "inversion loss", choices=("mse", "combined")),
+        Option("bits", int, None, "latent precision (instead of --quality)", lo=2, hi=8),
+        Option("steps", int, DEFAULTS["steps"], "Adam steps per restart", lo=0, hi=100000),
+        Option("restarts", int, DEFAULTS["restarts"], "optimization restarts", lo=1, hi=64),
+        Option("seed", int, 0, "GANZ layer and restart seed", lo=0, hi=2 ** 31 - 1),
+        Option("model", str, None, "weights id (default: the installed default)"))
 
     def quality_range(self) -> tuple[float, float]:
         return (0.0, 100.0)
@@ -63,16 +73,14 @@ class GanInversionCodec(Codec):
     def sweep_qualities(self) -> list[float]:
         return [17.0, 33.0, 50.0, 67.0, 83.0]
 
-    def encode(self, image: np.ndarray, quality: float | None = None, *, ratio: float | None = None,
-               resize: bool | None = None, loss: str | None = None, bits: int | None = None,
-               steps: int | None = None, restarts: int | None = None, seed: int | None = None,
-               model: str | None = None, **options: Any) -> Encoded:
+    def encode(self, image: np.ndarray, quality: float | None = None, **options: Any) -> Encoded:
         from .. import inversion
 
-        check_options(self.name, options, {"device"})
+        o = self.encode_opts(options)
+        ratio, resize, bits, seed, model = (o.get(k) for k in ("ratio", "resize", "bits", "seed", "model"))
         if quality is not None and bits is not None:
             raise InputError("give either --quality or -x bits=N for gan-inversion, not both")
-        b = int(bits) if bits is not None else bits_for_quality(clamp_quality(quality, 50.0))
+        b = bits if bits is not None else bits_for_quality(clamp_quality(quality, 50.0))
         h, w = image.shape[:2]
         notes = []
         if (h, w) != (64, 64):
@@ -81,14 +89,9 @@ class GanInversionCodec(Codec):
                                  f"(add --resize to scale it to 64x64 and back)")
             image = _resize(image, 64, 64)
             notes.append(f"resized {w}x{h} -> 64x64 for the face model; decoding scales back")
-        seed = 0 if seed is None else int(seed)
-        if not (0 <= seed < 2 ** 31):
-            raise InputError("seed must be in 0..2^31-1")
         m = inversion.load_model(model)
-        res = inversion.invert(m, image[None], loss=loss or DEFAULTS["loss"], bits=b,
-                               steps=DEFAULTS["steps"] if steps is None else int(steps),
-                               restarts=DEFAULTS["restarts"] if restarts is None else int(restarts),
-                               ratio=ratio, seed=seed)
+        res = inversion.invert(m, image[None], loss=o["loss"], bits=b, steps=o["steps"],
+                               restarts=o["restarts"], ratio=ratio, seed=seed)
         d = inversion.ganz_dim(ratio) if ratio is not None else 0
         enc = pack(m, res.symbols[0], b, d, seed, (h, w) != (64, 64))
         enc.notes = notes
@@ -98,6 +101,7 @@ class GanInversionCodec(Codec):
                **options) -> np.ndarray:
         from .. import inversion
 
+        self.decode_opts(options)
         try:
             b, d, seed, resized = (int(params[k]) for k in ("b", "d", "s", "z"))
         except (KeyError, TypeError, ValueError):

@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import progress
 from ..entropy import decode_indexed, encode_indexed
 from ..errors import FormatError, InputError, ModelError
-from .base import Codec, Encoded, check_options, clamp_quality, register
+from .base import Codec, Encoded, Option, clamp_quality, register
 
 PAD = 64
 DEFAULT_TILE = 1024
@@ -146,6 +147,9 @@ class HyperpriorCodec(Codec):
     version = 1
     channels = (3,)
     description = "learned mean-scale hyperprior (Ballé 2018 / Minnen 2018), deterministic decoding"
+    encode_options = (Option("tile", int, DEFAULT_TILE, f"tile size in pixels, a multiple of {PAD}",
+                             lo=64, hi=4096),
+                      Option("model", str, None, "weights id (default: the installed default)"))
 
     def quality_range(self) -> tuple[float, float]:
         return (0.0, 100.0)
@@ -156,10 +160,10 @@ class HyperpriorCodec(Codec):
     def encode(self, image: np.ndarray, quality: float | None = None, **options: Any) -> Encoded:
         import torch
 
-        check_options(self.name, options, {"device", "model", "tile"})
+        options = self.encode_opts(options)
         q100 = int(round(clamp_quality(quality, DEFAULT_QUALITY) * 100))
-        tile = int(options.get("tile") or DEFAULT_TILE)
-        if not 64 <= tile <= 4096 or tile % PAD:
+        tile = options["tile"]
+        if tile % PAD:
             raise InputError(f"tile must be a multiple of {PAD} in 64..4096, got {tile}")
         model_id, sha = _model_ref(options.get("model"))
         rt = _runtime(model_id, sha, _device(options.get("device")))
@@ -169,7 +173,8 @@ class HyperpriorCodec(Codec):
         digest = hashlib.blake2b(digest_size=4)
         with torch.no_grad():
             g, _ = rt.model.gains(t)
-            for (y0, x0, th, tw) in _tiles(h, w, tile):
+            tiles = _tiles(h, w, tile)
+            for k, (y0, x0, th, tw) in enumerate(tiles):
                 part = image[y0:y0 + th, x0:x0 + tw]
                 part = np.pad(part, ((0, _padded(th) - th), (0, _padded(tw) - tw), (0, 0)), mode="edge")
                 x = torch.from_numpy(part.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
@@ -180,6 +185,7 @@ class HyperpriorCodec(Codec):
                 streams.append(encode_indexed(z_hat, rt.z_index(z_hat.shape), rt.z_freqs, rt.z_offsets))
                 streams.append(encode_indexed(sym, idx, rt.y_freqs, rt.y_offsets))
                 _state_hash(digest, z_hat, sym, mean_int, idx)
+                progress.update(k + 1, len(tiles), "tiles")
         params = {"q": q100, "t": tile, "h": int.from_bytes(digest.digest(), "little")}
         return Encoded(params, streams, model_id=model_id, model_sha256=sha)
 
@@ -187,7 +193,7 @@ class HyperpriorCodec(Codec):
                **options) -> np.ndarray:
         import torch
 
-        check_options(self.name, options, {"device"})
+        options = self.decode_opts(options)
         try:
             q100, tile, want = int(params["q"]), int(params["t"]), int(params["h"])
         except (KeyError, TypeError, ValueError):
@@ -218,6 +224,7 @@ class HyperpriorCodec(Codec):
                 x_hat = rt.model.g_s(y_hat.to(rt.device) * ig)[0].clamp(0, 1)
                 pix = torch.round(x_hat * 255).to(torch.uint8).cpu().numpy().transpose(1, 2, 0)
                 out[y0:y0 + th, x0:x0 + tw] = pix[:th, :tw]
+                progress.update(k + 1, len(tiles), "tiles")
         if int.from_bytes(digest.digest(), "little") != want:
             raise FormatError("hyperprior latent hash mismatch (entropy-model desync or corrupt stream)")
         return out

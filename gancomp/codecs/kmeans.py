@@ -14,7 +14,7 @@ import numpy as np
 
 from ..entropy import AdaptiveCoder
 from ..errors import FormatError, InputError
-from .base import Codec, Encoded, check_options, clamp_quality, register
+from .base import Codec, Encoded, Option, clamp_quality, register
 
 SAMPLE = 1 << 16
 ITERATIONS = 25
@@ -77,6 +77,8 @@ class KMeansCodec(Codec):
     version = 1
     channels = (1, 3)
     description = "K-means colour palette + context-coded indices (seed 000 baseline)"
+    encode_options = (Option("colors", int, None, "palette size (instead of --quality)",
+                             lo=2, hi=256),)
 
     def quality_range(self) -> tuple[float, float]:
         return (0.0, 100.0)
@@ -89,15 +91,13 @@ class KMeansCodec(Codec):
         """quality 0..100 -> 2..256 colours, log-spaced (14.3 -> the seed's K=4)."""
         return int(round(2 ** (1 + 7 * q / 100)))
 
-    def encode(self, image: np.ndarray, quality: float | None = None, *,
-               colors: int | None = None, **options: Any) -> Encoded:
-        check_options(self.name, options, {"device"})  # no transforms to place: ignored
+    def encode(self, image: np.ndarray, quality: float | None = None,
+               **options: Any) -> Encoded:
+        colors = self.encode_opts(options).get("colors")  # device: no transforms to place
         if colors is not None and quality is not None:
             raise InputError("give either --quality or --colors for the kmeans codec, not both")
         if colors is None:
             colors = self.colors_for_quality(clamp_quality(quality, 14.3))
-        if not (2 <= int(colors) <= 256):
-            raise InputError(f"--colors must be in 2..256, got {colors}")
         h, w, c = image.shape
         flat = image.reshape(-1, c)
         pal = np.clip(np.round(kmeans_palette(flat, int(colors))), 0, 255)
@@ -114,6 +114,7 @@ class KMeansCodec(Codec):
 
     def decode(self, params, streams, width, height, channels, model_id="", model_sha256="",
                **options) -> np.ndarray:
+        self.decode_opts(options)
         try:
             k, pal = int(params["k"]), params["p"]
         except KeyError as exc:

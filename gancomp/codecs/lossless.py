@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from .. import progress
 from ..entropy import _frame, _unframe, read_varint, unzigzag, write_varint, zigzag
 from ..errors import FormatError, InputError
 from ..nn import causal, intmlp
-from .base import Codec, Encoded, check_options, register
+from .base import Codec, Encoded, Option, register
 
 CHUNK = 16384          # symbols per constriction call in the encoder
 ENC_BATCH = 4096       # pixels per network call in the encoder (cache-sized)
@@ -167,6 +168,7 @@ def _predict(net, canvas, ys, xs, values, nc, deltas):
     idx = np.empty((ys.size, nc), dtype=np.int32)
     for a, m, _f, m8, ix in _features(net, canvas, ys, xs, values, nc, deltas):
         mean8[a:a + m.shape[0]], idx[a:a + m.shape[0]] = m8, ix
+        progress.update(a + m.shape[0], ys.size, "pixels")
     return mean8, idx
 
 
@@ -263,6 +265,12 @@ class LosslessCodec(Codec):
     channels = (1, 3)
     lossless = True
     description = "lossless: integer-MLP predictive coding, per-pixel adaptive logistic (seed 001)"
+    encode_options = (
+        Option("entropy", str, "adaptive", "entropy coder (huffman: the seed's variant)",
+               choices=("adaptive", "huffman")),
+        Option("finetune", str, "false", "fit the output layers to the image when it pays "
+               "(always: keep them regardless)", choices=("false", "true", "always")),
+        Option("model", str, None, "weights id (default: the installed default)"))
 
     def quality_range(self) -> tuple[float, float]:
         return (100.0, 100.0)
@@ -272,15 +280,12 @@ class LosslessCodec(Codec):
 
     # -- encoder ---------------------------------------------------------------------------
 
-    def encode(self, image: np.ndarray, quality: float | None = None, *, entropy: str = "adaptive",
-               finetune: bool = False, model: str = "", **options: Any) -> Encoded:
-        check_options(self.name, options, {"device"})
+    def encode(self, image: np.ndarray, quality: float | None = None, **options: Any) -> Encoded:
+        o = self.encode_opts(options)
+        entropy, model = o["entropy"], o.get("model") or ""
+        finetune = {"false": False, "true": True}.get(o["finetune"], o["finetune"])
         if quality is not None and float(quality) != 100.0:
             raise InputError("the lossless codec has no quality setting (it is always exact)")
-        if entropy not in ("adaptive", "huffman"):
-            raise InputError(f"entropy must be 'adaptive' or 'huffman', got {entropy!r}")
-        if finetune not in (True, False, "always"):
-            raise InputError(f"finetune must be true, false or 'always', got {finetune!r}")
         if entropy == "huffman" and finetune:
             raise InputError("--finetune applies to the adaptive entropy coder only")
         net, model_id, sha = _load(str(model) if model else "")
@@ -330,6 +335,7 @@ class LosslessCodec(Codec):
 
     def decode(self, params, streams, width, height, channels, model_id="", model_sha256="",
                **options) -> np.ndarray:
+        self.decode_opts(options)
         try:
             huff, ft = int(params["e"]), int(params["f"])
             adapt = int(params.get("a", 0))  # files before online calibration have no "a"
@@ -358,7 +364,9 @@ class LosslessCodec(Codec):
         ctx = net.context
         canvas = ctx.canvas(height, width)
         adapter = ScaleAdapter(net, nc) if adapt else None
-        for t in range(diag.size - 1):
+        n_diag = diag.size - 1
+        for t in range(n_diag):
+            progress.update(t + 1, n_diag, "rows")
             a, b = diag[t], diag[t + 1]
             yy, xx = ys[a:b], xs[a:b]
             inputs, m = ctx.gather(canvas, yy, xx)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..entropy import AdaptiveCoder, _pack_escapes, _unpack_escapes
 from ..errors import FormatError, InputError
-from .base import Codec, Encoded, check_options, clamp_quality, register
+from .base import Codec, Encoded, Option, clamp_quality, register
 
 WAVELET = "db4"
 MAG_T = 15           # magnitudes >= MAG_T are escaped
@@ -111,6 +111,8 @@ class WaveletCodec(Codec):
     version = 1
     channels = (1, 3)
     description = "db4 wavelet, largest coefficients kept, context-adaptive coding (seed 003 baseline)"
+    encode_options = (Option("ratio", float, None, "keep N/R of the N wavelet coefficients per "
+                             "channel (instead of --quality)", lo=1.0, hi=1e6),)
 
     def quality_range(self) -> tuple[float, float]:
         return (5.0, 95.0)
@@ -118,9 +120,9 @@ class WaveletCodec(Codec):
     def sweep_qualities(self) -> list[float]:
         return [20.0, 35.0, 50.0, 62.0, 75.0, 88.0]
 
-    def encode(self, image: np.ndarray, quality: float | None = None, *,
-               ratio: float | None = None, **options: Any) -> Encoded:
-        check_options(self.name, options, {"device"})  # no transforms to place: ignored
+    def encode(self, image: np.ndarray, quality: float | None = None,
+               **options: Any) -> Encoded:
+        ratio = self.encode_opts(options).get("ratio")  # device: no transforms to place
         if ratio is not None and quality is not None:
             raise InputError("give either --quality or --ratio for the wavelet codec, not both")
         h, w, c = image.shape
@@ -131,8 +133,6 @@ class WaveletCodec(Codec):
         levels = _levels(h, w)
         coeffs = [self._forward(x[:, :, ch], levels) for ch in range(c)]
         if ratio is not None:
-            if not (1.0 <= ratio <= 1e6):
-                raise InputError(f"--ratio must be in 1..1e6, got {ratio}")
             steps = [self._step_for_ratio(cs, h * w / ratio) for cs in coeffs]
         else:
             q = clamp_quality(quality, 50.0)
@@ -191,6 +191,7 @@ class WaveletCodec(Codec):
                **options) -> np.ndarray:
         import pywt
 
+        self.decode_opts(options)
         try:
             levels, ycc, step_bytes = int(params["L"]), int(params["y"]), params["s"]
         except KeyError as exc:
