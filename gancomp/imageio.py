@@ -211,7 +211,7 @@ def output_format(path: str, fmt: str | None = None) -> str:
                              f"{', '.join(sorted(WRITE_FORMATS))}")
         return fmt.lower()
     ext = suffix(path)
-    if path == "-" or not ext or _is_special(path):
+    if path == "-" or not ext or is_special(path):
         return "png"
     if ext not in WRITE_FORMATS:
         raise InputError(f"{path}: unknown image suffix .{ext}; name it .png, .jpg, .webp, .tif, "
@@ -226,7 +226,7 @@ def file_mode() -> int:
     return 0o666 & ~mask
 
 
-def _is_special(path: str) -> bool:
+def is_special(path: str) -> bool:
     """True for an existing non-regular, non-directory file (device, FIFO, socket), links
     followed."""
     try:
@@ -260,7 +260,7 @@ def check_output(path: str, force: bool = False, protect: str | None = None,
     real = os.path.realpath(path)
     if os.path.isdir(real):
         raise InputError(f"{path}: is a directory")
-    if _is_special(real):
+    if is_special(real):
         if not os.access(real, os.W_OK):
             raise OutputError(f"{path}: cannot write (permission denied)")
         return
@@ -311,7 +311,7 @@ def write_output(path: str, data: bytes, force: bool = False, protect: str | Non
         return
     real = os.path.realpath(path)
     try:
-        if _is_special(real):
+        if is_special(real):
             with open(real, "wb", buffering=0) as f:
                 view = memoryview(data)
                 while view:

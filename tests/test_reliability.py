@@ -67,3 +67,200 @@ def test_options_shown_in_help_and_codecs_listing():
     for text in (listing, helptext):
         assert "tile: int [64..4096] (default 1024)" in text
         assert "bits: int [2..8]" in text and "colors: int [2..256]" in text
+
+
+# -- helpers for in-process runs (monkeypatched failures) ---------------------------------------
+
+def run_inproc(monkeypatch, capsysbinary, *args: str) -> tuple[int, bytes, bytes]:
+    from gancomp.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["gancomp", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code or 0
+    out, err = capsysbinary.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def gcz(tmp_path_factory) -> str:
+    p = tmp_path_factory.mktemp("gcz") / "x.gcz"
+    r = run_cli("encode", IMG, str(p))
+    assert r.returncode == 0, r.stderr
+    return str(p)
+
+
+# -- item 2: special files, links and modes --------------------------------------------------
+
+def test_fifo_output_is_written_through(tmp_path, gcz):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = {}
+
+    import threading
+
+    def reader():
+        with open(fifo, "rb") as f:
+            got["data"] = f.read()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    r = run_cli("decode", gcz, str(fifo), "-f")
+    t.join(30)
+    if t.is_alive():  # the FIFO was replaced: unblock the reader before failing
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)) if stat.S_ISFIFO(
+            os.lstat(fifo).st_mode) else None
+    assert r.returncode == 0, r.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode), "the FIFO was replaced by a file"
+    assert got["data"][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def device(tmp_path, name: str, minor: int) -> str:
+    """A private copy of /dev/null (minor 3) or /dev/full (minor 7): a broken build run as
+    root must not replace the real ones."""
+    path = str(tmp_path / name)
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, minor))
+    except (PermissionError, AttributeError):
+        pytest.skip("creating a device node needs root")
+    return path
+
+
+def test_device_output_stays_a_device(tmp_path, gcz):
+    null = device(tmp_path, "null", 3)
+    r = run_cli("decode", gcz, null, "-f")
+    assert r.returncode == 0, r.stderr
+    assert stat.S_ISCHR(os.stat(null).st_mode)
+
+
+def test_symlink_is_written_through_and_mode_kept(tmp_path, gcz):
+    target = tmp_path / "real.png"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o600)
+    link = tmp_path / "link.png"
+    link.symlink_to(target)
+    one_line_error(run_cli("decode", gcz, str(link)), 2)  # exists: needs --force
+    r = run_cli("decode", gcz, str(link), "-f")
+    assert r.returncode == 0, r.stderr
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.png", "real.png"]
+
+
+# -- item 3: write failures are one line, exit 5, nothing left behind -------------------------
+
+def test_stdout_to_dev_full(gcz):
+    with open("/dev/full", "wb") as full:
+        e = dict(os.environ, PYTHONPATH=str(ROOT))
+        r = subprocess.run([sys.executable, "-m", "gancomp", "decode", gcz, "-"], stdout=full,
+                           stderr=subprocess.PIPE, env=e, timeout=120)
+    assert r.returncode == 5 and r.stderr.count(b"\n") == 1, r.stderr
+    assert b"No space left" in r.stderr
+
+
+def test_full_device_as_output_file(tmp_path, gcz):
+    full = device(tmp_path, "full", 7)
+    one_line_error(run_cli("decode", gcz, full, "-f"), 5)
+    assert stat.S_ISCHR(os.stat(full).st_mode)
+
+
+@pytest.mark.parametrize("where,err", [("mkstemp", 13), ("fsync", 28), ("replace", 30)])
+def test_write_failures_are_one_line(tmp_path, gcz, monkeypatch, capsysbinary, where, err):
+    import tempfile
+
+    def fail(*a, **k):
+        raise OSError(err, os.strerror(err))
+
+    target = {"mkstemp": (tempfile, "mkstemp"), "fsync": (os, "fsync"),
+              "replace": (os, "replace")}[where]
+    monkeypatch.setattr(*target, fail)
+    out = tmp_path / "y.png"
+    code, _, stderr = run_inproc(monkeypatch, capsysbinary, "decode", gcz, str(out))
+    assert code == 5, stderr
+    assert stderr.count(b"\n") == 1 and os.strerror(err).encode() in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- item 4: output problems are found before the work ----------------------------------------
+
+def _no_work(monkeypatch):
+    from gancomp import api
+
+    def boom(*a, **k):
+        raise AssertionError("the codec ran before the output was checked")
+
+    monkeypatch.setattr(api, "encode_array_ex", boom)
+    monkeypatch.setattr(api, "decode", boom)
+
+
+def test_missing_folder_found_before_encoding(monkeypatch, capsysbinary):
+    _no_work(monkeypatch)
+    code, _, err = run_inproc(monkeypatch, capsysbinary, "encode", IMG, "/nonexistent/x.gcz")
+    assert code == 2 and b"folder does not exist" in err
+
+
+def test_unwritable_folder_found_before_encoding(tmp_path, monkeypatch, capsysbinary):
+    _no_work(monkeypatch)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m, **k: False if str(p) == str(tmp_path)
+                        else real_access(p, m, **k))
+    code, _, err = run_inproc(monkeypatch, capsysbinary, "encode", IMG, str(tmp_path / "x.gcz"))
+    assert code == 5 and b"permission denied" in err, err
+
+
+def test_input_equals_output_found_before_decoding(gcz, monkeypatch, capsysbinary):
+    _no_work(monkeypatch)
+    before = open(gcz, "rb").read()
+    code, _, err = run_inproc(monkeypatch, capsysbinary, "decode", gcz, gcz, "-f",
+                              "--format", "png")
+    assert code == 2 and b"overwrite the input" in err
+    assert open(gcz, "rb").read() == before
+
+
+# -- item 5: output suffixes -----------------------------------------------------------------
+
+def test_jpeg_output_with_quality(tmp_path, gcz):
+    hi, lo = tmp_path / "hi.jpg", tmp_path / "lo.jpeg"
+    assert run_cli("decode", gcz, str(hi)).returncode == 0
+    assert run_cli("decode", gcz, str(lo), "--jpeg-quality", "20").returncode == 0
+    assert Image.open(hi).format == "JPEG" and Image.open(lo).format == "JPEG"
+    assert lo.stat().st_size < hi.stat().st_size
+
+
+def test_unknown_suffix_refused_and_image_suffix_for_gcz_refused(tmp_path, gcz):
+    one_line_error(run_cli("decode", gcz, str(tmp_path / "y.xyz")), 2)
+    one_line_error(run_cli("encode", IMG, str(tmp_path / "x.png")), 2)
+    assert list(tmp_path.iterdir()) == []
+    r = run_cli("decode", gcz, str(tmp_path / "y.xyz"), "--format", "tiff")
+    assert r.returncode == 0 and Image.open(tmp_path / "y.xyz").format == "TIFF"
+
+
+# -- item 7: binary to or from a terminal ------------------------------------------------------
+
+def _with_pty(args: list[str], which: str) -> subprocess.CompletedProcess:
+    import pty
+
+    master, slave = pty.openpty()
+    e = dict(os.environ, PYTHONPATH=str(ROOT))
+    kw = {"stdout": slave, "stderr": subprocess.PIPE} if which == "stdout" else \
+        {"stdin": slave, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    try:
+        return subprocess.run([sys.executable, "-m", "gancomp", *args], env=e, timeout=60, **kw)
+    except subprocess.TimeoutExpired:
+        pytest.fail("gancomp waited on the terminal")
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+def test_binary_to_terminal_refused():
+    r = _with_pty(["encode", IMG, "-"], "stdout")
+    assert r.returncode == 2 and b"terminal" in r.stderr and r.stderr.count(b"\n") == 1
+
+
+def test_waiting_on_terminal_stdin_refused(tmp_path):
+    r = _with_pty(["encode", "-", str(tmp_path / "x.gcz")], "stdin")
+    assert r.returncode == 2 and b"terminal" in r.stderr and r.stderr.count(b"\n") == 1

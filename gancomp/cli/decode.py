@@ -34,8 +34,8 @@ def decode(input: str, output: str | None, fmt: str | None, jpeg_quality: int,
     if output is None:
         output = "-" if input == "-" else str(Path(input).with_suffix(".png"))
     # everything that can fail cheaply fails before the (possibly slow) decode
-    fmt = imageio.output_format(output, fmt)
     imageio.check_output(output, force=force, protect=input)
+    fmt = imageio.output_format(output, fmt)
     t0 = time.perf_counter()
     data = imageio.read_input_bytes(input)
     options = {"device": device} if device else {}

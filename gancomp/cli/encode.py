@@ -67,10 +67,11 @@ def encode(input: str, output: str | None, codec: str, quality: float | None,
         raise InputError(f"give --{both[0]} or -x {both[0]}=…, not both")
     options = dict(extra_opts, **{k: v for k, v in named.items() if v is not None})
     api.check_encode_options(codec, **options)
-    if output != "-" and imageio.suffix(output) in imageio.IMAGE_SUFFIXES:
+    imageio.check_output(output, force=force, protect=input)
+    if output != "-" and imageio.suffix(output) in imageio.IMAGE_SUFFIXES \
+            and not imageio.is_special(output):
         raise InputError(f"{output}: encode writes a .gcz file, not .{imageio.suffix(output)} "
                          f"(name it .gcz; `gancomp decode` writes images)")
-    imageio.check_output(output, force=force, protect=input)
     img = imageio.load_image(input)
     with progress.bar(f"encoding with {codec}…", not quiet):
         res = api.encode_array_ex(
