@@ -264,3 +264,39 @@ def test_binary_to_terminal_refused():
 def test_waiting_on_terminal_stdin_refused(tmp_path):
     r = _with_pty(["encode", "-", str(tmp_path / "x.gcz")], "stdin")
     assert r.returncode == 2 and b"terminal" in r.stderr and r.stderr.count(b"\n") == 1
+
+
+# -- items 8, 9: machine-readable stdout, info on many files, bare gancomp ----------------------
+
+@pytest.mark.parametrize("flag", ["--json", "--csv"])
+def test_compare_data_on_stdout_is_alone(flag):
+    r = run_cli("compare", IMG, "--codecs", "wavelet,kmeans", "-q", "30,60", flag, "-")
+    assert r.returncode == 0, r.stderr
+    if flag == "--json":
+        data = json.loads(r.stdout)
+        assert data
+    else:
+        lines = r.stdout.decode().splitlines()
+        assert lines[0].count(",") >= 5 and all(l.count(",") == lines[0].count(",") for l in lines)
+    assert b"PSNR" in r.stderr  # the table went to stderr
+
+
+def test_info_reports_each_file_then_fails(tmp_path, gcz):
+    bad = tmp_path / "bad.gcz"
+    data = bytearray(open(gcz, "rb").read())
+    data[20] ^= 1
+    bad.write_bytes(bytes(data))
+    r = run_cli("info", gcz, str(bad), gcz, IMG)
+    assert r.returncode == 3
+    assert r.stdout.decode().count(f"{gcz}: .gcz ") == 2
+    err = r.stderr.decode().splitlines()
+    assert len(err) == 2 and all(l.startswith("gancomp: error: ") for l in err)
+    assert str(bad) in err[0] and IMG in err[1]
+    r = run_cli("info", "--json", str(tmp_path / "missing.gcz"), gcz)
+    assert r.returncode == 2 and len(json.loads(r.stdout)) == 1
+
+
+def test_bare_gancomp_prints_help_without_error():
+    r = run_cli()
+    assert r.returncode == 0 and r.stderr == b""
+    assert b"Usage:" in r.stdout and b"Exit codes" in r.stdout
