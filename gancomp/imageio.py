@@ -88,6 +88,7 @@ def decode_image_bytes(data: bytes, name: str = "input") -> LoadedImage:
     Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
     try:
         img = Image.open(io.BytesIO(data))
+        wide = _wide_samples(img)
         img.load()
     except UnidentifiedImageError:
         raise InputError(f"{name}: not a recognised image (reads {READ_FORMATS})") from None
@@ -112,7 +113,24 @@ def decode_image_bytes(data: bytes, name: str = "input") -> LoadedImage:
     except Exception:  # noqa: BLE001
         exif = None
     pixels, depth = _to_array(img, notes)
+    if wide and depth == 8:  # Pillow opens 16-bit RGB(A) as 8-bit RGB(A), keeping high bytes
+        depth = 16
+        notes.append("16-bit samples reduced to 8 bits (gancomp codes 8-bit images)")
     return LoadedImage(pixels, icc, exif, depth, notes)
+
+
+def _wide_samples(img) -> bool:
+    """True when the file stores more than 8 bits per sample but Pillow presents an 8-bit
+    mode (16-bit RGB/RGBA PNG and TIFF open as "RGB"/"RGBA", silently reduced)."""
+    if img.mode not in ("RGB", "RGBA", "L", "LA", "P", "PA"):
+        return False  # I;16 / I / F are detected from the mode itself
+    for tile in getattr(img, "tile", None) or []:
+        args = tile[3] if len(tile) > 3 else None
+        raw = args if isinstance(args, str) else (args[0] if isinstance(args, tuple) and args
+                                                  and isinstance(args[0], str) else "")
+        if ";16" in raw or ";32" in raw:
+            return True
+    return False
 
 
 def _to_array(img, notes: list[str]) -> tuple[np.ndarray, int]:

@@ -300,3 +300,52 @@ def test_bare_gancomp_prints_help_without_error():
     r = run_cli()
     assert r.returncode == 0 and r.stderr == b""
     assert b"Usage:" in r.stdout and b"Exit codes" in r.stdout
+
+
+# -- item 1: 16-bit RGB is never silently reduced ------------------------------------------------
+
+def png16(arr: np.ndarray) -> bytes:
+    """A 16-bit RGB (or RGBA) PNG written by hand (Pillow cannot write one)."""
+    import struct
+    import zlib
+
+    h, w, c = arr.shape
+    raw = b"".join(b"\0" + arr[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(t: bytes, d: bytes) -> bytes:
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, {3: 2, 4: 6}[c], 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="module")
+def rgb16(tmp_path_factory) -> str:
+    a = np.random.default_rng(0).integers(0, 65536, (24, 32, 3)).astype(np.uint16)
+    p = tmp_path_factory.mktemp("d16") / "rgb16.png"
+    p.write_bytes(png16(a))
+    return str(p)
+
+
+def test_16bit_rgb_detected():
+    from gancomp.imageio import decode_image_bytes
+
+    for c in (3, 4):
+        img = decode_image_bytes(png16(np.full((4, 5, c), 40000, np.uint16)))
+        assert img.bit_depth == 16 and any("16-bit" in n for n in img.notes)
+        assert img.pixels.shape == (4, 5, c)
+
+
+def test_16bit_rgb_refused_by_lossless(tmp_path, rgb16):
+    err = one_line_error(run_cli("encode", rgb16, str(tmp_path / "x.gcz"), "-c", "lossless"), 2)
+    assert "16-bit" in err and list(tmp_path.iterdir()) == []
+
+
+def test_16bit_rgb_lossy_notes_and_records_depth(tmp_path, rgb16):
+    gz, png = tmp_path / "x.gcz", tmp_path / "y.png"
+    r = run_cli("encode", rgb16, str(gz), "-c", "wavelet")
+    assert r.returncode == 0 and b"16-bit samples reduced to 8 bits" in r.stderr, r.stderr
+    assert json.loads(run_cli("info", "--json", str(gz)).stdout)["bit_depth"] == 16
+    r = run_cli("decode", str(gz), str(png))
+    assert r.returncode == 0 and b"source was 16-bit" in r.stderr
