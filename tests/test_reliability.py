@@ -349,3 +349,21 @@ def test_16bit_rgb_lossy_notes_and_records_depth(tmp_path, rgb16):
     assert json.loads(run_cli("info", "--json", str(gz)).stdout)["bit_depth"] == 16
     r = run_cli("decode", str(gz), str(png))
     assert r.returncode == 0 and b"source was 16-bit" in r.stderr
+
+
+# -- item 10: corruption behind a valid checksum is caught by wavelet and kmeans -----------------
+
+@pytest.mark.parametrize("codec,opts", [("wavelet", {}), ("wavelet", {"ratio": 8}),
+                                        ("kmeans", {})])
+def test_every_flip_behind_a_valid_crc_is_refused_or_harmless(rgb_small, codec, opts):
+    from gancomp import api
+    from gancomp.benchmarks.fuzz import classify, mutations
+
+    data = api.encode_array(rgb_small[:24, :32], codec, **opts)
+    ref = api.decode_array(data)
+    counts: dict[str, int] = {}
+    for mutated, what in mutations(data, True, [0xFF], 0, 0):
+        outcome, _slow = classify(mutated, ref, 10.0)
+        counts[outcome] = counts.get(outcome, 0) + 1
+        assert outcome in ("error", "same"), (what, outcome)
+    assert counts["error"] > 0.9 * (len(data) - 4)

@@ -4,10 +4,15 @@ The image is reduced to a palette of K colours found by K-means (k-means++ start
 iterations on a pixel sample), and the per-pixel palette indices are entropy coded with an
 adaptive model whose context is the indices above and above-left (already decoded rows),
 so a whole row is coded per call.
+
+Params: ``k`` colours, ``p`` the palette (k x C bytes, rows unique and sorted), ``h`` (files
+since issue 12) a 32-bit hash of the geometry, palette and indices, so that a corrupt palette
+behind a valid container checksum is refused instead of decoding to other colours.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -66,6 +71,13 @@ def _row_contexts(prev: np.ndarray | None, w: int, k: int) -> np.ndarray:
     return 1 + prev
 
 
+def _digest(h: int, w: int, c: int, pal: bytes, idx: np.ndarray) -> int:
+    d = hashlib.blake2b(digest_size=4)
+    d.update(np.array([h, w, c], dtype="<u4").tobytes() + pal)
+    d.update(np.ascontiguousarray(idx, dtype="<u2").tobytes())
+    return int.from_bytes(d.digest(), "little")
+
+
 def _n_contexts(k: int) -> int:
     return 1 + (k * k if k <= 16 else k)
 
@@ -109,7 +121,8 @@ class KMeansCodec(Codec):
         for row in idx:
             coder.encode(row, _row_contexts(prev, w, k))
             prev = row
-        params = {"k": k, "p": pal.astype(np.uint8).tobytes()}
+        pal_bytes = pal.astype(np.uint8).tobytes()
+        params = {"k": k, "p": pal_bytes, "h": _digest(h, w, c, pal_bytes, idx)}
         return Encoded(params, [coder.finish()])
 
     def decode(self, params, streams, width, height, channels, model_id="", model_sha256="",
@@ -117,12 +130,17 @@ class KMeansCodec(Codec):
         self.decode_opts(options)
         try:
             k, pal = int(params["k"]), params["p"]
+            want = params.get("h")  # absent in files written before the hash
+            want = None if want is None else int(want)
         except KeyError as exc:
             raise FormatError(f"kmeans parameter {exc} missing") from None
         if not (1 <= k <= 256) or not isinstance(pal, bytes) or len(pal) != k * channels \
-                or len(streams) != 1:
+                or len(streams) != 1 or (want is not None and not 0 <= want < 2 ** 32):
             raise FormatError("kmeans parameters malformed")
         palette = np.frombuffer(pal, dtype=np.uint8).reshape(k, channels)
+        if k > 1 and not (np.diff(palette.astype(np.int64) @ (256 ** np.arange(channels)[::-1]))
+                          > 0).all():
+            raise FormatError("kmeans palette is not sorted and unique")
         coder = AdaptiveCoder.decoder(streams[0], max(k, 2), _n_contexts(k), block=4096)
         idx = np.empty((height, width), dtype=np.int64)
         prev = None
@@ -132,4 +150,6 @@ class KMeansCodec(Codec):
         coder.check_end()
         if idx.max() >= k:
             raise FormatError("kmeans index out of range (stream desync)")
+        if want is not None and _digest(height, width, channels, pal, idx) != want:
+            raise FormatError("kmeans palette/index hash mismatch (corrupt palette or stream)")
         return palette[idx]
