@@ -367,3 +367,70 @@ def test_every_flip_behind_a_valid_crc_is_refused_or_harmless(rgb_small, codec, 
         counts[outcome] = counts.get(outcome, 0) + 1
         assert outcome in ("error", "same"), (what, outcome)
     assert counts["error"] > 0.9 * (len(data) - 4)
+
+
+# -- item 12: progress with a known amount of work ------------------------------------------------
+
+class Recorder:
+    def __init__(self):
+        self.calls: list[tuple[int, int, str]] = []
+
+    def __call__(self, done, total, label):
+        self.calls.append((done, total, label))
+
+    def of(self, label):
+        return [(d, t) for d, t, lab in self.calls if lab == label]
+
+
+def test_hyperprior_reports_tiles(rgb):
+    from gancomp import api, progress
+
+    rec = Recorder()
+    with progress.listen(rec):
+        data = api.encode_array(rgb, "hyperprior", 50, tile=64)
+    assert rec.of("tiles") == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    rec2 = Recorder()
+    with progress.listen(rec2):
+        api.decode_array(data)
+    assert rec2.of("tiles") == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert progress._LISTENERS.get() == ()
+
+
+def test_lossless_and_search_report(rgb_small):
+    from gancomp import api, progress
+
+    small = rgb_small[:16, :20]
+    rec = Recorder()
+    with progress.listen(rec):
+        data = api.encode_array(small, "lossless")
+        api.decode_array(data)
+        api.encode_array(small, "wavelet", target_bpp=6.0)
+    rows = rec.of("rows")
+    assert rows[-1] == (20 + 2 * 15, 20 + 2 * 15) and [d for d, _ in rows] == list(range(1, 51))
+    assert rec.of("pixels")[-1] == (320, 320)
+    assert [d for d, _ in rec.of("trials")] == list(range(1, 10))
+    legacy: list[tuple[int, int]] = []
+    api.encode_array(small, "wavelet", target_bpp=6.0, progress=lambda d, t: legacy.append((d, t)))
+    assert legacy[-1] == (9, 9)
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_bar_draws_on_a_terminal_only():
+    from gancomp import progress
+
+    tty = FakeTTY()
+    with progress.bar("decoding", stream=tty, min_interval=0.0):
+        for i in range(1, 5):
+            progress.update(i, 4, "tiles")
+    text = tty.getvalue()
+    assert "decoding tiles" in text and "4/4" in text and "eta" in text
+    pipe = io.StringIO()
+    with progress.bar("decoding", stream=pipe):
+        progress.update(1, 4, "tiles")
+    with progress.bar("decoding", enabled=False, stream=FakeTTY()) as cb:
+        assert cb is None
+    assert pipe.getvalue() == ""
