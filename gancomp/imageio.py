@@ -275,13 +275,13 @@ def check_output(path: str, force: bool = False, protect: str | None = None,
                 raise InputError(f"{path}: output would overwrite the input")
         except OSError:
             pass
-    real = os.path.realpath(path)
-    if os.path.isdir(real):
+    if os.path.isdir(path):
         raise InputError(f"{path}: is a directory")
-    if is_special(real):
-        if not os.access(real, os.W_OK):
+    if is_special(path):  # os.stat follows links, also /dev/stdout's /proc magic link
+        if not os.access(path, os.W_OK):
             raise OutputError(f"{path}: cannot write (permission denied)")
         return
+    real = os.path.realpath(path)
     if os.path.exists(real) and not force:
         raise InputError(f"{path}: exists (use --force to overwrite)")
     parent = os.path.dirname(real) or "."
@@ -327,15 +327,14 @@ def write_output(path: str, data: bytes, force: bool = False, protect: str | Non
             _discard_stdout()
             raise OutputError(f"standard output: cannot write ({_why(exc)})") from None
         return
-    real = os.path.realpath(path)
     try:
-        if is_special(real):
-            with open(real, "wb", buffering=0) as f:
+        if is_special(path):
+            with open(path, "wb", buffering=0) as f:
                 view = memoryview(data)
                 while view:
                     view = view[f.write(view):]
             return
-        _replace_regular(real, data)
+        _replace_regular(os.path.realpath(path), data)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({_why(exc)})") from None
 
