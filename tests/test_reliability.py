@@ -477,3 +477,15 @@ def test_fuzz_every_decoder_with_valid_crc(every_codec_file, data):
     except GanCompError:
         pass
     assert time.perf_counter() - t < 30, name
+
+
+@pytest.mark.parametrize("entropy", ["adaptive", "huffman"])
+def test_lossless_never_decodes_corruption_to_other_pixels(rgb_small, entropy):
+    from gancomp import api
+    from gancomp.benchmarks.fuzz import classify, mutations
+
+    data = api.encode_array(rgb_small[:12, :16], "lossless", entropy=entropy)
+    ref = api.decode_array(data)
+    for mutated, what in mutations(data, True, [0xFF], 0, 0):
+        outcome, _slow = classify(mutated, ref, 10.0)
+        assert outcome in ("error", "same"), (what, outcome)

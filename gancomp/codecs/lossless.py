@@ -13,6 +13,10 @@ An online scale calibration (:class:`ScaleAdapter`) corrects the network's scale
 Decoding follows diagonals t = x + 2y: every pixel of a diagonal depends only on earlier
 diagonals, so one network call predicts a whole diagonal (W + 2H steps instead of W*H).
 
+Params: ``e`` Huffman flag, ``f`` fine-tuned flag, ``a`` online calibration flag, ``h``
+(files since issue 12) a 32-bit hash of the decoded pixels: a corrupt stream behind a valid
+container checksum is refused instead of decoding to other pixels.
+
 Options: ``entropy="huffman"`` codes the rounded-mean residuals with per-image Huffman codes
 (the seed's variant, for comparison); ``finetune=True`` fits the heads' output layers to the
 image, and stores the quantized updates only when they save more bits than they cost
@@ -21,6 +25,7 @@ image, and stores the quantized updates only when they save more bits than they 
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from functools import lru_cache
 from typing import Any
@@ -327,7 +332,8 @@ class LosslessCodec(Codec):
             coded, table = _huffman_encode(sym, mm, kk, nc)
         else:
             coded, table = _range_encode(net, sym, mm, ii), b""
-        params = {"e": int(entropy == "huffman"), "f": int(deltas is not None), "a": int(adapt)}
+        params = {"e": int(entropy == "huffman"), "f": int(deltas is not None), "a": int(adapt),
+                  "h": _pixel_hash(image)}
         streams = [coded, _pack_delta(deltas) if deltas is not None else b"", table]
         return Encoded(params, streams, model_id=model_id, model_sha256=sha, notes=notes)
 
@@ -339,6 +345,7 @@ class LosslessCodec(Codec):
         try:
             huff, ft = int(params["e"]), int(params["f"])
             adapt = int(params.get("a", 0))  # files before online calibration have no "a"
+            want = None if params.get("h") is None else int(params["h"])  # since issue 12
         except KeyError as exc:
             raise FormatError(f"lossless parameter {exc} missing") from None
         if len(streams) != 3 or huff not in (0, 1) or ft not in (0, 1) or adapt not in (0, 1) \
@@ -389,8 +396,19 @@ class LosslessCodec(Codec):
                 res[:, k] = v - m[:, k]
                 errs[:, k] = v * intmlp.MEAN_FRAC - mean8
         source.finish()
-        return _from_canvas_order(
-            ctx.interior(canvas, height, width).astype(np.uint8), nc)
+        out = _from_canvas_order(ctx.interior(canvas, height, width).astype(np.uint8), nc)
+        if want is not None and _pixel_hash(out) != want:
+            raise FormatError("lossless pixel hash mismatch (corrupt entropy-coded stream)")
+        return out
+
+
+def _pixel_hash(image: np.ndarray) -> int:
+    """32-bit hash of the exact pixels: a range decoder fed a corrupt stream can end in sync
+    and still produce other pixels; this refuses them (files since issue 12, param ``h``)."""
+    d = hashlib.blake2b(digest_size=4)
+    d.update(np.array(image.shape, dtype="<u4").tobytes())
+    d.update(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+    return int.from_bytes(d.digest(), "little")
 
 
 # ---------------------------------------------------------------------------------------------
