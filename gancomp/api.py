@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import container as ct
+from . import progress as _progress
 from .codecs import codec_by_id, get_codec
 from .codecs.base import Codec
 from .errors import FormatError, InputError, ModelError
@@ -140,7 +141,17 @@ def encode_array_ex(arr: np.ndarray, codec: str = "default", quality: float | No
                     icc: bytes | None = None, exif: bytes | None = None, bit_depth: int = 8,
                     progress: Callable[[int, int], None] | None = None,
                     **options: Any) -> EncodeResult:
-    """Like :func:`encode_array`, also returning the chosen quality and notes."""
+    """Like :func:`encode_array`, also returning the chosen quality and notes.
+
+    ``progress(done, total)`` hears the --target-bpp/--target-psnr trials; for every kind of
+    progress (tiles, rows, trials) use :func:`gancomp.progress.listen`."""
+    with _progress.listen(_progress.adapt(progress, "trials")):
+        return _encode_array_ex(arr, codec, quality, target_bpp, target_psnr, icc, exif,
+                                bit_depth, options)
+
+
+def _encode_array_ex(arr, codec, quality, target_bpp, target_psnr, icc, exif, bit_depth,
+                     options) -> EncodeResult:
     arr = validate_array(arr)
     c = get_codec(codec)
     options = {k: v for k, v in options.items() if v is not None}
@@ -156,11 +167,11 @@ def encode_array_ex(arr: np.ndarray, codec: str = "default", quality: float | No
         raise InputError(f"--target-bpp must be in (0, 64), got {target_bpp}")
     if target_psnr is not None and not (0 < target_psnr < 100):
         raise InputError(f"--target-psnr must be in (0, 100) dB, got {target_psnr}")
-    return _search(c, arr, target_bpp, target_psnr, icc, exif, bit_depth, options, progress)
+    return _search(c, arr, target_bpp, target_psnr, icc, exif, bit_depth, options)
 
 
 def _search(c: Codec, arr: np.ndarray, target_bpp: float | None, target_psnr: float | None,
-            icc, exif, bit_depth, options, progress, steps: int = 9) -> EncodeResult:
+            icc, exif, bit_depth, options, steps: int = 9) -> EncodeResult:
     """Bisection over quality (rate and quality rise with it): the highest quality whose
     file fits the bpp target, or the lowest quality that reaches the PSNR target."""
     lo, hi = c.quality_range()
@@ -191,8 +202,7 @@ def _search(c: Codec, arr: np.ndarray, target_bpp: float | None, target_psnr: fl
                 best, a = (data, mid, notes), mid
             else:
                 b = mid
-            if progress:
-                progress(i + 1, steps)
+            _progress.update(i + 1, steps, "trials")
     else:
         good, data, notes = ok(hi)
         if not good:
@@ -206,10 +216,15 @@ def _search(c: Codec, arr: np.ndarray, target_bpp: float | None, target_psnr: fl
                 best, b = (data, mid, notes), mid
             else:
                 a = mid
-            if progress:
-                progress(i + 1, steps)
+            _progress.update(i + 1, steps, "trials")
     data, q, notes = best
     return EncodeResult(data, q, notes + [f"search chose quality {q:.2f}"])
+
+
+def check_encode_options(codec: str = "default", **options: Any) -> dict[str, Any]:
+    """Validate options for ``codec`` against its declarations without encoding anything
+    (the CLI calls this before reading the image); returns the typed values."""
+    return get_codec(codec).encode_opts({k: v for k, v in options.items() if v is not None})
 
 
 def read_header(data: bytes) -> ct.Container:

@@ -610,7 +610,7 @@ def write_text(path: str | Path, text: str) -> None:
     """Write a text output file atomically, replacing an existing one."""
     from .imageio import write_output
 
-    write_output(str(path), text.encode("utf-8"), force=True)
+    write_output(str(path), text.encode("utf-8"), force=True, binary=False)
 
 
 def markdown_report(result: Result, command: str, bd: dict[str, dict[str, dict[str, float | None]]],

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from .common import describe_channels, note, parse_extra, spinner
+from .common import CodecOptionsCommand, describe_channels, note, parse_extra
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=CodecOptionsCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("input", metavar="INPUT")
 @click.argument("output", metavar="[OUTPUT]", required=False)
 @click.option("-c", "--codec", default="default", show_default=True,
@@ -59,7 +59,8 @@ def encode(input: str, output: str | None, codec: str, quality: float | None,
 
     OUTPUT defaults to INPUT with the suffix .gcz; '-' writes to stdout.
     """
-    from .. import api, imageio
+    from .. import api, imageio, progress
+    from ..errors import InputError
 
     if output is None:
         if input == "-":
@@ -67,21 +68,26 @@ def encode(input: str, output: str | None, codec: str, quality: float | None,
         else:
             output = str(Path(input).with_suffix(".gcz"))
     t0 = time.perf_counter()
+    # everything that can fail cheaply fails before the (possibly slow) encode
+    extra_opts = parse_extra(extra)
+    named = {"ratio": ratio, "colors": colors, "device": device, "resize": resize or None,
+             "entropy": entropy, "finetune": finetune or None, "effort": effort, "seed": seed,
+             "keep_mask": keep_mask, "keep": keep}  # named flags = declared options
+    both = [k for k, v in named.items() if v is not None and k in extra_opts]
+    if both:
+        raise InputError(f"give --{both[0]} or -x {both[0]}=…, not both")
+    options = dict(extra_opts, **{k: v for k, v in named.items() if v is not None})
+    api.check_encode_options(codec, **options)
+    imageio.check_output(output, force=force, protect=input)
+    if output != "-" and imageio.suffix(output) in imageio.IMAGE_SUFFIXES \
+            and not imageio.is_special(output):
+        raise InputError(f"{output}: encode writes a .gcz file, not .{imageio.suffix(output)} "
+                         f"(name it .gcz; `gancomp decode` writes images)")
     img = imageio.load_image(input)
-    options = dict(parse_extra(extra), ratio=ratio, colors=colors, device=device,
-                   resize=True if resize else None, entropy=entropy,
-                   finetune=True if finetune else None, effort=effort, seed=seed,
-                   keep_mask=keep_mask, keep=keep)
-    fits = codec == "overfit"
+    fits = codec == "overfit"  # draws its own bar with ETA over the fitting iterations
     if fits and not quiet and sys.stderr.isatty():
-        options["progress"] = True  # the codec draws its own bar with ETA
-    if output != "-":  # fail before the (possibly slow) encode, not after
-        out = Path(output)
-        if out.exists() and not force:
-            from ..errors import InputError
-
-            raise InputError(f"{output}: exists (use --force to overwrite)")
-    with spinner(f"encoding with {codec}…", not quiet and not fits):
+        options["progress"] = True
+    with progress.bar(f"encoding with {codec}…", not quiet and not fits):
         res = api.encode_array_ex(
             img.pixels, codec, quality, target_bpp=target_bpp, target_psnr=target_psnr,
             icc=img.icc if metadata != "none" else None,

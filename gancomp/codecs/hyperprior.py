@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import progress
 from ..entropy import decode_indexed, encode_indexed
 from ..errors import FormatError, InputError, ModelError
 from .base import Codec, Encoded, Option, clamp_quality, register
@@ -274,7 +275,8 @@ class HyperpriorCodec(Codec):
             g, _ = rt.model.gains(t)
             y = _analysis(rt, padded, tile, g)
             z_hat = torch.round(rt.model.h_a(y[None].to(rt.device)))[0].cpu().numpy().astype(np.int64)
-            for (y0, x0, th, tw) in _tiles(H, W, tile):
+            tiles = _tiles(H, W, tile)
+            for k, (y0, x0, th, tw) in enumerate(tiles):
                 zt = np.ascontiguousarray(z_hat[:, y0 // PAD:(y0 + th) // PAD, x0 // PAD:(x0 + tw) // PAD])
                 mean_int, idx = _hs_tile(rt, z_hat, y0, x0, th, tw, off)
                 yt = y[:, y0 // 16:(y0 + th) // 16, x0 // 16:(x0 + tw) // 16].double().numpy()
@@ -282,6 +284,7 @@ class HyperpriorCodec(Codec):
                 streams.append(encode_indexed(zt, rt.z_index(zt.shape), rt.z_freqs, rt.z_offsets))
                 streams.append(encode_indexed(sym, idx, rt.y_freqs, rt.y_offsets))
                 _state_hash(digest, zt, sym, mean_int, idx)
+                progress.update(k + 1, len(tiles), "tiles")
         params = {"q": q100, "t": tile, "l": 2, "h": int.from_bytes(digest.digest(), "little")}
         return Encoded(params, streams, model_id=model_id, model_sha256=sha)
 
