@@ -43,14 +43,18 @@ class Chromium:
         self._r, from_chrome_w = os.pipe()
 
         def child() -> None:  # the browser reads fd 3 and writes fd 4
-            os.dup2(to_chrome_r, 3)
-            os.dup2(from_chrome_w, 4)
+            # via high numbers: the pipes may themselves be fds 3/4, and dup2(fd, fd) would
+            # keep close-on-exec
+            os.dup2(to_chrome_r, 1000)
+            os.dup2(from_chrome_w, 1001)
+            os.dup2(1000, 3)
+            os.dup2(1001, 4)
 
         self.proc = subprocess.Popen(
             [exe, *FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe",
              f"--window-size={width},{height}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=child, pass_fds=(to_chrome_r, from_chrome_w))
+            preexec_fn=child, close_fds=False)  # fds 3, 4 stay; ours are non-inheritable
         os.close(to_chrome_r)
         os.close(from_chrome_w)
         self._buf = b""
