@@ -167,9 +167,12 @@ class Chromium:
 
 
 def handle_box(b: Chromium, k: int = 0) -> dict:
-    """Centre of the k-th viewer's split handle, the viewer's box and the split state."""
+    """Centre of the k-th viewer's split handle, the viewer's box and the split state
+    (scrolling the viewer into the window first: mouse events only reach what is shown)."""
     return b.js(f"""(() => {{
       const s = document.querySelectorAll('section.cmp')[{k}];
+      const vr = s.querySelector('.viewer').getBoundingClientRect();
+      if (vr.top < 0 || vr.bottom > innerHeight) s.querySelector('.viewer').scrollIntoView({{block: 'center'}});
       const h = s.querySelector('.handle').getBoundingClientRect();
       const v = s.querySelector('.viewer').getBoundingClientRect();
       return {{hx: h.left + h.width / 2, hy: h.top + h.height / 2, vx: v.left, vy: v.top,
