@@ -78,13 +78,16 @@ def _descendants(pid: int) -> set[int]:
     return out
 
 
-def timed_run(label: str, cmd: list[str], env: dict[str, str], cpu: bool = True) -> Timed:
-    """Run a command, sampling the machine's load every second."""
+def timed_run(label: str, cmd: list[str], env: dict[str, str], cpu: bool = True,
+              cwd: str | None = None) -> Timed:
+    """Run a command (in ``cwd``: not the repository, whose gancomp ``-m`` would import
+    first), sampling the machine's load every second."""
     samples: list[tuple[float, int]] = []
     stop = threading.Event()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=cwd or tempfile.gettempdir())
 
     def sample() -> None:
         while not stop.wait(1.0):
@@ -121,19 +124,20 @@ def tree_digest(folder: Path) -> str:
 
 def _env(pythonpath: str | None = None) -> dict[str, str]:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, str(ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (pythonpath and str(Path(pythonpath).resolve()), str(ROOT), env.get("PYTHONPATH")) if p)
     return env
 
 
 def bench_batch(src: str, workers: list[int], ray: bool, extra: list[str], limit: int | None
                 ) -> tuple[list[Timed], str]:
     with tempfile.TemporaryDirectory(prefix="gancomp-batchbench-") as tmp:
-        source = src
+        source = str(Path(src).resolve())
         if limit:
             from ..compare import image_paths
 
             lst = Path(tmp) / "list.txt"
-            lst.write_text("\n".join(str(p.resolve()) for p in image_paths([src])[:limit]) + "\n")
+            lst.write_text("\n".join(str(p.resolve()) for p in image_paths([source])[:limit]) + "\n")
             source = f"@{lst}"
         runs = [(f"local, --workers {w}", ["--workers", str(w)], True) for w in workers]
         if ray:
@@ -179,17 +183,24 @@ def batch_markdown(results: list[Timed], command: str, extra: list[str]) -> str:
                         "load", "busy others", "same bytes as row 1"], rows)])
 
 
-def bench_compare(images: list[str], codecs: str, baseline: str | None) -> list[Timed]:
-    runs = []
+def bench_compare(images: list[str], codecs: str, baseline: str | None,
+                  baseline_images: int | None = None) -> list[Timed]:
+    """Time compare now (1 and 2 workers) and, with ``baseline``, the older source tree on
+    the first ``baseline_images`` images (and now on the same subset, to set them side by side)."""
+    runs: list[tuple[str, str | None, int, list[str]]] = []
     if baseline:
-        runs.append((f"before (source {baseline})", baseline, 1))
-    runs.append(("now, --workers 1", None, 1))
-    runs.append(("now, --workers 2", None, 2))
+        sub = images[:baseline_images] if baseline_images else images
+        runs.append((f"before ({len(sub)} image(s))", baseline, 1, sub))
+        if len(sub) != len(images):
+            runs.append((f"now ({len(sub)} image(s))", None, 1, sub))
+    runs.append((f"now ({len(images)} image(s)), --workers 1", None, 1, images))
+    runs.append((f"now ({len(images)} image(s)), --workers 2", None, 2, images))
     out = []
     with tempfile.TemporaryDirectory(prefix="gancomp-cmpbench-") as tmp:
-        for k, (label, pp, w) in enumerate(runs):
+        for k, (label, pp, w, imgs) in enumerate(runs):
+            imgs = [str(Path(i).resolve()) for i in imgs]
             js = Path(tmp) / f"r{k}.json"
-            cmd = [sys.executable, "-m", "gancomp", "compare", *images, "--codecs", codecs,
+            cmd = [sys.executable, "-m", "gancomp", "compare", *imgs, "--codecs", codecs,
                    "--json", str(js), "--quiet"]
             if w > 1:
                 cmd += ["--workers", str(w)]
@@ -197,7 +208,7 @@ def bench_compare(images: list[str], codecs: str, baseline: str | None) -> list[
             t = timed_run(label, cmd, _env(pp))
             if js.exists():
                 d = json.loads(js.read_text())
-                t.report = {"points": len(d["rows"]),
+                t.report = {"images": len(imgs), "points": len(d["rows"]),
                             "ms_ssim": [r["ms_ssim"] for r in d["rows"]],
                             "bpp": [r["bpp"] for r in d["rows"]]}
             out.append(t)
@@ -209,26 +220,28 @@ def bench_compare(images: list[str], codecs: str, baseline: str | None) -> list[
 def compare_markdown(results: list[Timed], command: str, images: list[str], codecs: str) -> str:
     from ..compare import machine, markdown_table
 
-    ref = results[0].report or {}
     rows = []
     for t in results:
         r = t.report or {}
-        same = "reference" if t is results[0] else (
-            "yes" if r.get("bpp") == ref.get("bpp") and _close(r.get("ms_ssim"), ref.get("ms_ssim"))
+        ref = next((u for u in results if (u.report or {}).get("images") == r.get("images")), t)
+        rr = ref.report or {}
+        same = "reference" if t is ref else (
+            "yes" if r.get("bpp") == rr.get("bpp") and _close(r.get("ms_ssim"), rr.get("ms_ssim"))
             else "NO")
         rows.append([t.label, str(r.get("points", "?")), f"{t.wall:.1f}",
                      f"{t.cpu:.1f}" if t.cpu is not None else "n/a", f"{t.load:.1f}",
                      f"{t.busy_others:.1f}", same])
     return "\n".join([
         "## gancomp compare speed", "",
-        f"Command: `{command}`; each row runs `gancomp compare {' '.join(Path(i).name for i in images)} "
-        f"--codecs {codecs} --json J --quiet` in a fresh process.", "",
+        f"Command: `{command}`; each row runs `gancomp compare IMAGES --codecs {codecs} --json J "
+        f"--quiet` in a fresh process with OMP_NUM_THREADS=1, on "
+        f"{', '.join(Path(i).name for i in images)} (or the first of them).", "",
         f"Machine: {machine()}.", "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. CPU is user+sys of the "
         "process tree; on this shared machine CPU seconds are the steadier measure (wall time "
         "depends on what else runs: see load).", "",
         markdown_table(["run", "points", "wall s", "CPU s", "load", "busy others",
-                        "same bpp and MS-SSIM (1e-9) as row 1"], rows)])
+                        "same bpp and MS-SSIM (1e-9) as the first run on those images"], rows)])
 
 
 def _close(a, b) -> bool:
@@ -254,11 +267,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--codecs", default="default,jpeg,webp,avif")
     ap.add_argument("--baseline", default=None, metavar="DIR",
                     help="also time compare with the gancomp source tree in DIR (before)")
+    ap.add_argument("--baseline-images", type=int, default=None, metavar="N",
+                    help="run the baseline on the first N images only (it is slow)")
     ap.add_argument("--report", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args(argv)
     if a.compare:
-        res = compare_markdown(bench_compare(a.inputs, a.codecs, a.baseline), command, a.inputs,
+        res = compare_markdown(bench_compare(a.inputs, a.codecs, a.baseline, a.baseline_images),
+                               command, a.inputs,
                                a.codecs)
         key = "compare-speed"
     else:
