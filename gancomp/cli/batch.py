@@ -89,16 +89,20 @@ def _summary(report, to_stderr: bool) -> None:
 
     t = report.totals()
     console = Console(stderr=to_stderr, width=None if (sys.stderr if to_stderr else sys.stdout).isatty() else 120)
-    tab = Table(title=f"gancomp batch ({report.mode}, {report.engine}, {report.workers} worker(s))"
-                + (" — INTERRUPTED" if report.interrupted else ""), title_justify="left")
-    for h in ("files", "done", "skipped", "failed", "before", "after", "saved", "bpp", "PSNR",
-              "wall s", "files/s"):
-        tab.add_column(h, justify="right")
-    tab.add_row(str(t["files"]), str(t["done"]), str(t["skipped"]), str(t["failed"]),
-                _size(t["bytes_before"]), _size(t["bytes_after"]), _size(t["bytes_saved"]),
-                f"{t['bpp']:.4f}" if t["bpp"] is not None else "n/a",
-                f"{t['psnr_mean']:.2f}" if t["psnr_mean"] is not None else "n/a",
-                f"{t['wall_s']:.1f}", f"{t['files_per_s']:.2f}" if t["files_per_s"] else "n/a")
+    tab = Table(title=f"batch: {report.mode}, {report.engine}, {report.workers} worker(s)"
+                + (" — INTERRUPTED" if report.interrupted else ""), title_justify="left",
+                show_header=False)
+    tab.add_column("what")
+    tab.add_column("value", justify="right")
+    rows = [("files", str(t["files"])), ("done", str(t["done"])), ("skipped (already done)", str(t["skipped"])),
+            ("failed", str(t["failed"])), ("bytes before", _size(t["bytes_before"])),
+            ("bytes after", _size(t["bytes_after"])), ("saved", _size(t["bytes_saved"])),
+            ("bpp (.gcz files)", f"{t['bpp']:.4f}" if t["bpp"] is not None else "n/a"),
+            ("mean PSNR (dB)", f"{t['psnr_mean']:.2f}" if t["psnr_mean"] is not None else "n/a"),
+            ("wall time", f"{t['wall_s']:.1f} s"),
+            ("files/s", f"{t['files_per_s']:.2f}" if t["files_per_s"] else "n/a")]
+    for k, v in rows:
+        tab.add_row(k, v)
     console.print(tab)
     failed = [o for o in report.files if o.status == "failed"]
     if failed:
