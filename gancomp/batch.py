@@ -459,8 +459,6 @@ def run(jobs: Sequence[Job], settings: Settings, *, workers: int = 1, ray: str |
         from .codecs import get_codec
 
         get_codec(settings.codec)  # an unknown codec is a usage error, not N failures
-    engine: LocalEngine | RayEngine = (LocalEngine(workers) if ray is None else
-                                       RayEngine(None if ray == "local" else ray, workers))
     t0 = time.perf_counter()
     outcomes: dict[str, Outcome] = {}
     todo: list[Job] = []
@@ -475,6 +473,10 @@ def run(jobs: Sequence[Job], settings: Settings, *, workers: int = 1, ray: str |
             outcomes[job.rel] = base
         else:
             todo.append(job)
+    if ray is None:  # no more processes than files to do
+        workers = max(1, min(workers, len(todo)))
+    engine: LocalEngine | RayEngine = (LocalEngine(workers) if ray is None else
+                                       RayEngine(None if ray == "local" else ray, workers))
     total = len(jobs)
     count = [0]
     if on_start:

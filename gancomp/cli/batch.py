@@ -178,6 +178,12 @@ def batch(source: str, out_dir: str, decode_mode: bool, codec: str, quality: flo
     if workers is None:
         workers = _cpus()
     os.makedirs(out_dir, exist_ok=True)
+    import signal
+
+    def _term(_sig, _frame):  # a scheduler's kill stops as cleanly as Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
     prog = _Progress(quiet)
     try:
         report = bt.run(jobs, settings, workers=workers, ray=ray, force=force,
