@@ -72,7 +72,18 @@ def test_levels_lie_in_the_shared_range():
     assert len(lv) == 3 and 0.4 < lv[0] < lv[1] < lv[2] < 2.0
 
 
-def test_cli_html_beside_the_page(tmp_path: Path):
+def test_images_beside_the_page(report, tmp_path: Path):
+    _, res, runners, kept = report
+    page = htmlreport.build(res, runners, IMGS, kept, tmp_path / "big.html", assets="beside")
+    d = _data(page)
+    files = sorted((tmp_path / "big_files").iterdir())
+    assert len(files) == len(d["assets"]) and all(f.suffix == ".png" for f in files)
+    for key, src in d["assets"].items():
+        assert src == f"big_files/{key}.png" and (tmp_path / src).is_file()
+    assert "data:image/png;base64,iVBOR" not in page.read_text().split("<h2>Table")[1]
+
+
+def test_cli_html(tmp_path: Path):
     out = tmp_path / "r.html"
     r = run_cli("compare", str(IMGS[1]), "--codecs", "wavelet,jpeg", "-q", "30,70",
                 "--html", str(out), "--quiet")
