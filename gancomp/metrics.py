@@ -160,7 +160,9 @@ class Scorer:
         """scikit-image's SSIM (7x7 window, sample covariance), mean over channels."""
         if self._ssim is None:
             return ssim(self.x, rec)
-        y = self._other(rec)
+        return self._ssim_f(self._other(rec))
+
+    def _ssim_f(self, y: np.ndarray) -> float:
         ux, vx0 = self._ssim
         uy = _box(y)
         cov = 49.0 / 48.0
@@ -174,7 +176,9 @@ class Scorer:
         """pytorch_msssim's MS-SSIM (RGB, data range 255); NaN when a side is <= 160."""
         if self._ms is None:
             return float("nan")
-        cur = self._other(rec)
+        return self._ms_f(self._other(rec))
+
+    def _ms_f(self, cur: np.ndarray) -> float:
         vals = []
         for level, (x, mu1, s1) in enumerate(self._ms):
             mu2 = _blur(cur)
@@ -191,7 +195,9 @@ class Scorer:
         return float(per_channel.mean())
 
     def scores(self, rec: np.ndarray) -> dict[str, float]:
-        """All four metrics of one decoded image."""
-        m = mse(self.x, self._other(rec))
+        """All four metrics of one decoded image (converted to float once)."""
+        y = self._other(rec)
+        m = float(np.mean((self.x - y) ** 2))
         return {"mse": m, "psnr": math.inf if m == 0 else 10.0 * math.log10(_R * _R / m),
-                "ssim": self.ssim(rec), "ms_ssim": self.ms_ssim(rec)}
+                "ssim": self._ssim_f(y) if self._ssim is not None else ssim(self.x, y),
+                "ms_ssim": self._ms_f(y) if self._ms is not None else float("nan")}
