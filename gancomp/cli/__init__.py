@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare": ("compare", "compare", "Compare codecs on images: RD table, BD-rates, plots."),
     "bench": ("bench", "bench", "Run a benchmark suite and write docs/BENCHMARKS.md."),
     "train": ("train", "train", "Train a learned codec from a config."),
+    "batch": ("batch", "batch", "Encode or decode whole folders on all cores or on Ray."),
 }
 
 

@@ -72,13 +72,17 @@ def codec_listing() -> list[tuple[str, str, str]]:
               help="Also write the results as section KEY of --report (docs/BENCHMARKS.md).")
 @click.option("--report", "report_path", default="docs/BENCHMARKS.md", show_default=True,
               metavar="FILE", help="Markdown file for --section.")
+@click.option("--html", "html_path", metavar="FILE.html",
+              help="Write a self-contained page: RD plots, tables, side-by-side viewer.")
+@click.option("-w", "--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Measure images in this many processes (one torch thread each).")
 @click.option("--list-codecs", is_flag=True, help="List the codecs compare can run and exit.")
 @click.option("--quiet", is_flag=True, help="No progress bar or notes.")
 def compare(images: tuple[str, ...], codecs: str, quality: tuple[str, ...], target_bpp: float | None,
             json_path: str | None, csv_path: str | None, markdown: bool, plot_path: str | None,
             anchors_path: str | None, anchor_methods: str | None, bd_anchors: str,
             device: str | None, threads: int | None, section: str | None, report_path: str,
-            list_codecs: bool, quiet: bool) -> None:
+            list_codecs: bool, quiet: bool, html_path: str | None = None, workers: int = 1) -> None:
     """Compare codecs on IMAGES (files or folders): a table in the layout of seed 000
     (scheme, MSE, SSIM, MS-SSIM, PSNR, bpp, CR, encode/decode seconds), BD-rates against
     JPEG and WebP, and optionally JSON, CSV and an RD plot.
@@ -117,6 +121,7 @@ def compare(images: tuple[str, ...], codecs: str, quality: tuple[str, ...], targ
     from ..imageio import check_output
 
     for opt, f in (("--json", json_path), ("--csv", csv_path), ("--plot", plot_path),
+                   ("--html", html_path),
                    ("--report", report_path if section else None)):
         if f:  # fail before the run, not after it
             try:
@@ -136,8 +141,9 @@ def compare(images: tuple[str, ...], codecs: str, quality: tuple[str, ...], targ
         import torch
 
         torch.set_num_threads(threads)
+    kept: dict | None = {} if html_path else None
     result = cmp.run(paths, runners, qualities=common, per_codec=per, target_bpp=target_bpp,
-                     progress=not quiet, log=None if quiet else note)
+                     progress=not quiet, log=None if quiet else note, keep=kept, workers=workers)
     native = {r.name: r.native_name for r in runners}
     what = f"target {target_bpp:g} bpp" if target_bpp is not None else "quality sweep"
     print_table(f"{len(paths)} image(s), {what}; mean over images, median seconds per image",
@@ -171,6 +177,15 @@ def compare(images: tuple[str, ...], codecs: str, quality: tuple[str, ...], targ
 
         plot(dict(curves, **anchor_curves), plot_path,
              title=f"{len(paths)} image(s): {', '.join(r.name for r in runners)}")
+    if html_path:
+        import shlex
+        import sys
+
+        from ..htmlreport import build
+
+        build(result, runners, paths, kept, html_path, command=shlex.join(["gancomp", *sys.argv[1:]]),
+              bd={"psnr": extra.get("bd_rate_psnr"), "ms_ssim": extra.get("bd_rate_ms_ssim")},
+              native_name=native, log=None if quiet else note)
     if section:
         import os
         import shlex
