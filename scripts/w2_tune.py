@@ -41,6 +41,12 @@ def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 6
     for kv in sys.argv[2:]:
         k, v = kv.split("=")
+        if k == "PRIORS":
+            import hashlib
+            w2.PRIORS_FILE = Path(v)
+            w2.PRIORS_SHA256 = hashlib.sha256(Path(v).read_bytes()).hexdigest() if v != "none" else ""
+            w2._PRIORS = None
+            continue
         if k == "PASSES4":
             sb.PASSES = ((0, 0, 2, 1, 0), (1, 1, 2, 1, 2), (0, 1, 2, 1, 3), (1, 0, 2, 1, 3))
             continue
