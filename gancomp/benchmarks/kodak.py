@@ -23,7 +23,7 @@ SECTION = "kodak"
 # Qualities that put each codec's Kodak average at roughly 0.1-1.5 bpp (found by pilot runs;
 # the native settings are in the table). Codecs not listed use their own sweep_qualities().
 BENCH_QUALITIES: dict[str, list[float]] = {
-    "wavelet2": [8, 20, 32, 44, 56, 68, 80],
+    "wavelet2": [2, 12, 22, 32, 42, 52, 60],
     "wavelet": [12, 20, 28, 36, 44, 52, 60],
     "jpeg": [3, 5, 10, 20, 35, 55, 75],
     "webp": [0, 5, 15, 35, 55, 75, 85],
