@@ -119,7 +119,8 @@ def _source_fingerprint() -> str:
     for f in sorted(root.rglob("*")):
         rel = f.relative_to(root).parts
         if f.is_file() and f.suffix in (".py", ".safetensors", ".json", ".png") and \
-                "__pycache__" not in rel and rel[0] not in _NOT_CODEC_SOURCE:
+                "__pycache__" not in rel and rel[0] not in _NOT_CODEC_SOURCE and \
+                rel != ("codecs", "__init__.py"):   # only names the default codec
             h.update(str(f.relative_to(root)).encode() + f.read_bytes())
     return h.hexdigest()[:16]
 

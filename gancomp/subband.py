@@ -1,15 +1,17 @@
 """Context-modelled coding of quantized wavelet subbands (the ``wavelet2`` codec's entropy stage).
 
-Each detail band is coded in four polyphase passes -- (even, even), (odd, odd), (even, odd),
-(odd, even) positions -- so that every pass is one vectorized call whose contexts come only
-from what the decoder already has: the passes before it in the same band (two-sided
-neighbours, not just the causal half), the parent band one level coarser, the orientations
-of the same level coded before, and for chroma the co-located luma band.
+Each detail band is coded in seven polyphase passes -- first a 4 x 4 grid in four passes
+(its later passes see neighbours two apart), then the (odd, odd), (even, odd) and (odd, even)
+positions -- so that every pass is one vectorized call whose contexts come only from what the
+decoder already has: the passes before it in the same band (two-sided neighbours, not just
+the causal half), the parent band one level coarser and the parent's neighbours, the
+orientations of the same level coded before, and for chroma the co-located luma band.
 
 Per coefficient: a significance bit, a "magnitude > 1" bit, the rest of the magnitude (direct
 symbols, then exponential buckets with raw bits) and a sign bit whose context holds the
 already-known neighbour signs. All four share one range coder with block-adaptive integer
-counts (:class:`gancomp.entropy.AdaptiveCoder`): no tables in the file, bit-exact anywhere.
+counts (:class:`gancomp.entropy.AdaptiveCoder`) that start from counts trained on photos
+(:mod:`gancomp.train.w2priors`): no tables in the file, bit-exact anywhere.
 """
 
 from __future__ import annotations
@@ -30,14 +32,16 @@ ALPHA = MAG_T + N_BUCKET
 CLIP = 7                   # neighbour magnitudes are clipped here before summing
 
 N_BCLS = 6                 # band classes: (luma, chroma) x (finest, second, coarser levels)
-N_SIG = N_BCLS * 4 * 6 * 4
+N_NQ, N_OQ = 8, 6
+N_SIG = N_BCLS * 4 * N_NQ * N_OQ
 N_GT1 = N_BCLS * 2 * 6
 N_REST = 2 * 2 * 6
 N_SIGN = 2 * 2 * 3 * 3 * 3 * 3
 N_LL = 2
 
-_NQ = np.array([0, 1, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4] + [5] * 200, dtype=np.int64)
-_OQ = np.array([0, 1, 1, 2, 2, 2] + [3] * 200, dtype=np.int64)
+# quantizers of the in-band neighbour sum and of the out-of-band sum (index: the sum)
+_NQ = np.repeat(np.arange(N_NQ), [1, 2, 2, 4, 6, 8, 12, 200 - 35])
+_OQ = np.repeat(np.arange(N_OQ), [1, 2, 2, 3, 5, 200 - 13])
 _AQ = np.array([0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4] + [5] * 400,
                dtype=np.int64)
 
@@ -50,6 +54,19 @@ class _Coder(AdaptiveCoder):
     """An AdaptiveCoder that can start from trained counts and record what it codes."""
 
     stats: np.ndarray | None = None
+    totals: np.ndarray
+
+    def _probs(self, ctx: np.ndarray) -> np.ndarray:
+        # same floats as the base class (integer sums are exact in float64), fewer reductions
+        return self.counts[ctx] / self.totals[ctx][:, None].astype(np.float64)
+
+    def _update(self, symbols: np.ndarray, ctx: np.ndarray) -> None:
+        np.add.at(self.counts, (ctx, symbols), self.increment)
+        self.totals += np.bincount(ctx, minlength=self.contexts) * self.increment
+        big = self.totals > (1 << 22)
+        if big.any():
+            self.counts[big] = (self.counts[big] + 1) // 2
+            self.totals[big] = self.counts[big].sum(axis=1)
 
     def encode(self, symbols: np.ndarray, contexts: np.ndarray) -> None:
         if self.stats is not None:
@@ -72,6 +89,7 @@ class Coders:
                 c.counts = priors[name].astype(np.int64).copy()
             if record:
                 c.stats = np.zeros((nctx, alpha), dtype=np.int64)
+            c.totals = c.counts.sum(axis=1)
             setattr(self, name, c)
         self.all = (self.sig, self.gt1, self.rest, self.sign, self.ll)
         self.decoding = data is not None
@@ -176,12 +194,19 @@ class BandInfo:
         self.shape = shape
         # out-of-band magnitudes: 2 x parent + co-located siblings (+ luma for chroma)
         par = np.minimum(np.abs(_resample(parent, shape, 2)), CLIP)
+        if parent is not None and parent.size:   # the parent's own neighbours, half weight
+            pm = np.pad(np.minimum(np.abs(parent), CLIP), 1)
+            ph, pw = parent.shape
+            pn = pm[:-2, 1:-1] + pm[2:, 1:-1] + pm[1:-1, :-2] + pm[1:-1, 2:]
+            par_n = _resample(pn[:ph, :pw], shape, 2) // 2
+        else:
+            par_n = 0
         x = np.zeros(shape, dtype=np.int64)
         for s in siblings:
             x += np.minimum(np.abs(_resample(s, shape, 1)), CLIP)
         if luma is not None:
             x += np.minimum(np.abs(luma), CLIP)
-        self.other = 2 * par + x
+        self.other = 2 * par + x + par_n
         # sign context beyond the band: luma's sign for chroma, the parent's for luma
         ref = luma if luma is not None else _resample(parent, shape, 2)
         self.ref_sign = np.sign(ref).astype(np.int64) + 1
@@ -211,8 +236,8 @@ def code_band(co: Coders, info: BandInfo, q: np.ndarray | None = None) -> np.nda
         diag = nbr(mag, -1, -1) + nbr(mag, -1, 1) + nbr(mag, 1, -1) + nbr(mag, 1, 1)
         nb = (2 * direct + diag).ravel()
         other = info.other[r0::st, c0::st].ravel()
-        sig_ctx = ((info.bcls * 4 + p) * 6 + _NQ[np.minimum(nb, 200)]) * 4 + \
-            _OQ[np.minimum(other, 200)]
+        sig_ctx = ((info.bcls * 4 + p) * N_NQ + _NQ[np.minimum(nb, 199)]) * N_OQ + \
+            _OQ[np.minimum(other, 199)]
         act = _AQ[np.minimum(nb + other, 400)]
         if q is None:
             sig = co.sig.decode(sig_ctx)

@@ -163,3 +163,17 @@ def test_target_bpp_and_psnr_use_the_fast_path(rgb, monkeypatch):
     r = api.encode_array_ex(rgb, "wavelet2", target_psnr=33.0)
     assert psnr(rgb, api.decode_array(r.data)) >= 33.0
     assert psnr(rgb, api.decode_array(api.encode_array(rgb, "wavelet2", r.quality - 2))) < 33.0
+
+
+def test_priors_training_runs_and_table_loads(rgb):
+    from gancomp.codecs.wavelet2 import load_priors
+    from gancomp.subband import MODELS
+    from gancomp.train import w2priors
+
+    stats = w2priors.collect([rgb[:48, :64]], [30.0, 70.0], log=lambda m: None)
+    pri = w2priors.to_priors(stats)
+    for k, (a, n) in MODELS.items():
+        assert pri[k].shape == (n, a) and pri[k].min() >= 1
+    assert stats["sig"].sum() > 0 and stats["sign"].sum() > 0
+    table = load_priors()
+    assert set(table) == set(MODELS)

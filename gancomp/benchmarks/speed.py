@@ -66,7 +66,7 @@ def commands(tmp: Path, img: Path, codecs: list[tuple[str, float]], avif_q: int,
                     [py, "-c", enc, str(img), str(f)],
                     [py, "-c", _PY_DEC.format(fn="avif_decode"), str(f), str(tmp / "dec.png")], f))
     f = tmp / f"{img.stem}.webp"
-    enc = _PY_ENC.format(fn="webp_encode", args=f"level={webp_q}, method=4")
+    enc = _PY_ENC.format(fn="webp_encode", args=f"level={webp_q}, method=4, lossless=False")
     out.append((f"WebP q {webp_q} (python + imagecodecs)", [py, "-c", enc, str(img), str(f)],
                 [py, "-c", _PY_DEC.format(fn="webp_decode"), str(f), str(tmp / "dec.png")], f))
     return out

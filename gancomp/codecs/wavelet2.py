@@ -33,7 +33,7 @@ STEP_DIV = 16.0            # step = 2 ** (step_code / STEP_DIV) / 64 (q 0: ~99, 
 
 # The context models' trained starting counts (gancomp/train/w2priors.py); part of the format.
 PRIORS_FILE = Path(__file__).resolve().parent.parent / "data" / "wavelet2_priors.safetensors"
-PRIORS_SHA256 = ""   # empty: flat starts (development only)
+PRIORS_SHA256 = "2fef475d5a6cd4e21f56dba6ff4e81e53bc8d19149e100a2eaa763b5e25ba570"
 _PRIORS: dict[str, np.ndarray] | None = None
 
 

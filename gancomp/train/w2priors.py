@@ -65,7 +65,7 @@ def collect(images: list[np.ndarray], qualities: list[float], gray_too: bool = T
     return stats
 
 
-def to_priors(stats: dict[str, np.ndarray], strength: float = 12.0) -> dict[str, np.ndarray]:
+def to_priors(stats: dict[str, np.ndarray], strength: float = 24.0) -> dict[str, np.ndarray]:
     """Starting counts: the smoothed frequencies of each context, worth ``strength``
     observations (flat 1s where a context never occurred)."""
     out = {}
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", default=None, help="folder of training photos (subfolders ok)")
     p.add_argument("--per-folder", type=int, default=20, help="photos per subfolder")
     p.add_argument("--qualities", default="5,20,35,50,65,80")
-    p.add_argument("--strength", type=float, default=12.0)
+    p.add_argument("--strength", type=float, default=24.0)
     p.add_argument("--max-side", type=int, default=768)
     p.add_argument("--skip", type=int, default=10,
                    help="leave the first N photos of each folder out (kept for tuning checks)")
