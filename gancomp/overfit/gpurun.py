@@ -44,6 +44,7 @@ def _job(args: tuple) -> dict:
     arch = arch_for(img.shape[0] * img.shape[1])
     iters, cands, warm = EFFORTS[effort]
     t0 = time.time()
+    probe = F.fit(img, lam, arch, F.Schedule(iters=10), seed=0, device=device)  # warms up
     probe = F.fit(img, lam, arch, F.Schedule(iters=20), seed=0, device=device)
     budget = min(share, deadline - time.time()) * 0.85
     fit_iters = int(max(50, min(iters + cands * warm, budget / max(probe.s_per_iter, 1e-4))))
