@@ -65,7 +65,8 @@ def encode(input: str, output: str | None, codec: str, quality: float | None,
     img = imageio.load_image(input)
     options = dict(parse_extra(extra), ratio=ratio, colors=colors, device=device,
                    resize=True if resize else None, entropy=entropy,
-                   finetune=True if finetune else None, effort=effort, seed=seed)
+                   finetune=True if finetune else None)
+    options.update({k: v for k, v in (("effort", effort), ("seed", seed)) if v is not None})
     fits = codec == "overfit"
     if fits and not quiet and sys.stderr.isatty():
         options["progress"] = True  # the codec draws its own bar with ETA
