@@ -92,6 +92,32 @@ def _bd(r1, p1, r2, p2) -> float:
         return float("nan")
 
 
+def speed(folder: Path, iters: int = 12) -> str:
+    """CPU seconds per fitting iteration and model GFLOPS at 768x512 (kodim23), both
+    architectures, plus the peak memory of one 1024x1024 tile; a markdown table."""
+    import resource
+
+    from ..overfit import fit as F
+    from ..overfit.model import Arch
+
+    img = load(folder, "kodim23", "full")
+    lines = ["| architecture | MAC/pixel | CPU s / iteration | GFLOP / iteration (3x fwd) | GFLOPS |",
+             "|---|---|---|---|---|"]
+    for arch in (Arch(), Arch(syn=(16,), arm=8)):
+        F.fit(img, 0.002, arch, F.Schedule(iters=2), seed=0)
+        t0 = time.process_time()
+        F.fit(img, 0.002, arch, F.Schedule(iters=iters), seed=0)
+        cpu = (time.process_time() - t0) / iters
+        mac = arch.macs_per_pixel(*img.shape[:2])
+        gf = 6 * mac * img.shape[0] * img.shape[1] / 1e9
+        lines.append(f"| syn {arch.syn} / ARM {arch.arm} | {mac:.0f} | {cpu:.3f} | {gf:.2f} | {gf / cpu:.1f} |")
+    tile = np.tile(load(folder, "kodim01", "full"), (2, 2, 1))[:1024, :1024].copy()
+    F.fit(tile, 0.002, Arch(), F.Schedule(iters=3), seed=0)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    lines += ["", f"Peak memory of the process after also fitting one 1024x1024 tile: {rss:.0f} MiB."]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="gancomp bench --suite overfit", description=__doc__.splitlines()[0])
     p.add_argument("folder", nargs="?", default="../shared/data/kodak")
@@ -105,11 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=None)
     p.add_argument("--out", default="docs/BENCHMARKS.md")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--speed", action="store_true", help="only measure s/iteration, GFLOPS, memory")
     a = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     folder = Path(a.folder)
+    if a.speed:
+        print(speed(folder))
+        return 0
     cache = Path(a.cache)
     cache.mkdir(parents=True, exist_ok=True)
     efforts = [int(e) for e in a.efforts.split(",")]
