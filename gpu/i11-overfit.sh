@@ -5,7 +5,7 @@
 # constriction there, the fitted states) plus results.json into $OUT/i11-overfit/.
 # Kodak: $KODAK, else $DATA/kodak (copy kodim01,04,05,08,14,19,21,23.png there, ~5 MB).
 # Back here: python -m gancomp.overfit.gpurun --finish DIR (states only), then --verify DIR.
-#   CPU dry run: OUT=/tmp/o DATA=.gpudata MINUTES=0.3 DEVICE=cpu bash gpu/i11-overfit.sh
+#   CPU dry run: OUT=/tmp/o MINUTES=0.3 DEVICE=cpu WORKERS=2 SETS=crops QUALITIES=40 bash gpu/i11-overfit.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT}" "${MINUTES:=5}" "${DEVICE:=cuda}" "${DATA:=.gpudata}"
@@ -14,4 +14,5 @@ KODAK="${KODAK:-$DATA/kodak}"
 dest="$OUT/i11-overfit"; mkdir -p "$dest"
 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" OMP_NUM_THREADS=1 python3 -m gancomp.overfit.gpurun \
   --kodak "$KODAK" --out "$dest" --minutes "$MINUTES" --device "$DEVICE" --effort 9 \
-  --workers "${WORKERS:-8}" --sets "${SETS:-crops,full}" 2>&1 | tee "$dest/log.txt"
+  --workers "${WORKERS:-8}" --sets "${SETS:-crops,full}" --qualities "${QUALITIES:-15,40,65,90}" \
+  2>&1 | tee "$dest/log.txt"

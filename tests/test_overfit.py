@@ -145,3 +145,21 @@ def test_bad_options_one_line_exit_2(tmp_path):
                             str(png), str(tmp_path / "o.gcz")], capture_output=True, text=True)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert not (tmp_path / "o.gcz").exists()
+
+
+def test_gpu_recipe_state_finish_and_verify(tmp_path, monkeypatch):
+    """Without constriction the GPU recipe saves float states; --finish codes them here and
+    --verify decodes the .gcz to the recorded pixels."""
+    from gancomp.codecs.overfit import arch_for
+    from gancomp.overfit import fit as F
+    from gancomp.overfit import gpurun
+
+    img = _img()
+    monkeypatch.setattr(gpurun, "_load", lambda kodak, which, name: img)
+    arch = arch_for(img.shape[0] * img.shape[1])
+    r = F.fit(img, 0.002, arch, F.Schedule(iters=10), seed=0)
+    row = {"set": "crops", "image": "tiny", "quality": 40.0, "effort": 9}
+    gpurun.save_state(tmp_path / "crops-tiny-q40.safetensors", row, arch, r.latents, r.params)
+    assert gpurun.main(["--finish", str(tmp_path)]) == 0
+    assert (tmp_path / "crops-tiny-q40.gcz").exists()
+    assert gpurun.main(["--verify", str(tmp_path)]) == 0

@@ -93,18 +93,24 @@ class IntArm:
 
     def rows(self, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Table rows and window bases (floor(mu) - R) for integer contexts (n, 12)."""
-        x = np.clip(ctx, -LATENT_MAX, LATENT_MAX).astype(np.float64) * 2.0 ** IN_BITS
+        x = ctx.astype(np.float64)
+        np.minimum(np.maximum(x, -LATENT_MAX, out=x), LATENT_MAX, out=x)
+        x *= 2.0 ** IN_BITS
         last = len(self.layers) - 1
         for k, (w, b, a_in) in enumerate(self.layers):
-            z = x @ w + b
+            z = x @ w
+            z += b
             if k < last:
-                x = np.minimum(np.floor(np.maximum(z, 0.0) * 2.0 ** (ACT_BITS - self.wbits - a_in)),
-                               ACT_MAX)
+                np.maximum(z, 0.0, out=z)
+                z *= 2.0 ** (ACT_BITS - self.wbits - a_in)
+                np.floor(z, out=z)
+                x = np.minimum(z, ACT_MAX, out=z)
         s = self.wbits + ACT_BITS   # scale of z: 2^-s
-        mu_f = np.floor(z[:, 0] * 2.0 ** (MEAN_FRAC_SHIFT - s) + 0.5).astype(np.int64)
+        mu_f = np.floor(z[:, 0] * 2.0 ** (MEAN_FRAC_SHIFT - s) + 0.5)
+        lim = float(LATENT_MAX << lp.MEAN_FRAC_BITS)
+        mu_f = np.minimum(np.maximum(mu_f, -lim), lim).astype(np.int64)
         sidx = np.floor(z[:, 1] * 2.0 ** (lp.LOG_STEP_BITS - s) - lp.LOG_B0 * 8 + 0.5)
-        sidx = np.clip(sidx, 0, lp.N_SCALES - 1).astype(np.int64)
-        mu_f = np.clip(mu_f, -(LATENT_MAX << lp.MEAN_FRAC_BITS), LATENT_MAX << lp.MEAN_FRAC_BITS)
+        sidx = np.minimum(np.maximum(sidx, 0), lp.N_SCALES - 1).astype(np.int64)
         rows = sidx * lp.MEAN_FRAC + (mu_f & (lp.MEAN_FRAC - 1))
         return rows, (mu_f >> lp.MEAN_FRAC_BITS) - lp.R
 
@@ -126,79 +132,104 @@ def estimate_bits(arm: IntArm, grids: list[np.ndarray]) -> float:
     return float(total)
 
 
+def _schedule(shapes: list[tuple[int, int]]):
+    """Coding order of all latents of all grids: by wavefront line t = j + 2 i, then grid,
+    then row. Returns the flat padded-buffer size, per latent (in coding order) its buffer
+    position and raster index over the grids, its context gather indexes, and the bounds of
+    each line t in that order."""
+    idx, _ = context_index(shapes)
+    t_all, g_all, i_all, pos = [], [], [], []
+    base = 0
+    for g, (h, w) in enumerate(shapes):
+        pw = w + PAD_L + PAD_R
+        ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+        t_all.append((jj + 2 * ii).ravel())
+        i_all.append(ii.ravel())
+        g_all.append(np.full(h * w, g))
+        pos.append(base + (ii.ravel() + PAD_T) * pw + jj.ravel() + PAD_L)
+        base += (h + PAD_T) * pw
+    t_all, g_all, i_all = np.concatenate(t_all), np.concatenate(g_all), np.concatenate(i_all)
+    order = np.lexsort((i_all, g_all, t_all))
+    t_sorted = t_all[order]
+    bounds = np.searchsorted(t_sorted, np.arange(int(t_sorted[-1]) + 2 if t_sorted.size else 1))
+    return base, np.concatenate(pos)[order], order, idx[order], bounds
+
+
 def encode_latents(arm: IntArm, grids: list[np.ndarray]) -> bytes:
-    """Range-code integer grids (coarsest last in the list is coded first) in wavefront order."""
+    """Range-code integer grids (finest first in the list) in wavefront order (:func:`_schedule`)."""
     import constriction
 
+    size, pos, order, ctx_idx, _ = _schedule([g.shape for g in grids])
+    buf = np.zeros(size, np.int64)
+    buf[pos] = np.concatenate([g.ravel() for g in grids])[order]
+    vals = buf[pos]
+    rows, base = arm.rows(buf[ctx_idx])
+    sym = vals - base
+    esc = (sym < 0) | (sym > 2 * lp.R)
+    escapes = bytearray()
+    for v in vals[esc].tolist():
+        write_varint(escapes, zigzag(int(v)))
+    sym = np.where(esc, lp.K - 1, sym).astype(np.int32)
     enc = constriction.stream.queue.RangeEncoder()
     fam = constriction.stream.model.Categorical(perfect=False)
     probs = lp.probs()
-    escapes = bytearray()
-    n_esc = 0
-    for g in reversed(grids):
-        h, w = g.shape
-        rows, base = arm.rows(contexts_of(g))
-        order = wavefront_order(h, w)
-        sym = g.ravel()[order] - base[order]
-        rows = rows[order]
-        esc = (sym < 0) | (sym > 2 * lp.R)
-        for v in g.ravel()[order][esc].tolist():
-            write_varint(escapes, zigzag(int(v)))
-        n_esc += int(esc.sum())
-        sym = np.where(esc, lp.K - 1, sym).astype(np.int32)
-        for a in range(0, sym.size, 1 << 15):
-            enc.encode(sym[a:a + (1 << 15)], fam, probs[rows[a:a + (1 << 15)]])
+    for a in range(0, sym.size, 1 << 15):
+        enc.encode(sym[a:a + (1 << 15)], fam, probs[rows[a:a + (1 << 15)]])
     words = enc.get_compressed()
     out = bytearray()
     write_varint(out, int(words.size))
     out += words.astype("<u4").tobytes()
-    write_varint(out, n_esc)
+    write_varint(out, int(esc.sum()))
     out += escapes
     return bytes(out)
 
 
 def decode_latents(arm: IntArm, data: bytes, shapes: list[tuple[int, int]]) -> list[np.ndarray]:
-    """Inverse of :func:`encode_latents` (grids returned finest first, like ``shapes``)."""
+    """Inverse of :func:`encode_latents`: one batch per wavefront line over all grids."""
     import constriction
 
-    n, pos = read_varint(data, 0, limit=len(data) // 4 + 1)
-    end = pos + 4 * n
+    n, pos0 = read_varint(data, 0, limit=len(data) // 4 + 1)
+    end = pos0 + 4 * n
     if end > len(data):
         raise FormatError("overfit: truncated latent stream")
-    words = np.frombuffer(bytes(data[pos:end]), dtype="<u4").astype(np.uint32)
-    n_esc, pos = read_varint(data, end, limit=len(data))
-    esc_vals = []
-    for _ in range(n_esc):
-        u, pos = read_varint(data, pos)
-        esc_vals.append(unzigzag(u))
-    if pos != len(data):
+    words = np.frombuffer(bytes(data[pos0:end]), dtype="<u4").astype(np.uint32)
+    n_esc, p = read_varint(data, end, limit=len(data))
+    esc_vals = np.empty(n_esc, np.int64)
+    for k in range(n_esc):
+        u, p = read_varint(data, p)
+        esc_vals[k] = unzigzag(u)
+    if p != len(data):
         raise FormatError("overfit: latent stream has trailing bytes")
-    esc_iter = iter(esc_vals)
+    if n_esc and np.abs(esc_vals).max() > LATENT_MAX:
+        raise FormatError("overfit: latent out of range")
+    size, pos, order, ctx_idx, bounds = _schedule(shapes)
+    buf = np.zeros(size, np.int64)
     dec = constriction.stream.queue.RangeDecoder(words)
     fam = constriction.stream.model.Categorical(perfect=False)
     probs = lp.probs()
-    out: list[np.ndarray] = [None] * len(shapes)  # type: ignore[list-item]
-    offs = np.array(OFFSETS)
+    e_at = 0
     try:
-        for gi in reversed(range(len(shapes))):
-            h, w = shapes[gi]
-            p = np.zeros((h + PAD_T, w + PAD_L + PAD_R), dtype=np.int64)
-            for i, j in wavefront(h, w):
-                ctx = p[(i + PAD_T)[:, None] + offs[:, 0], (j + PAD_L)[:, None] + offs[:, 1]]
-                rows, base = arm.rows(ctx)
-                sym = np.asarray(dec.decode(fam, probs[rows]), dtype=np.int64)
-                val = sym + base
-                e = sym == lp.K - 1
-                if e.any():
-                    val[e] = [next(esc_iter) for _ in range(int(e.sum()))]
-                    if np.abs(val[e]).max() > LATENT_MAX:
-                        raise FormatError("overfit: latent out of range")
-                p[i + PAD_T, j + PAD_L] = val
-            out[gi] = p[PAD_T:, PAD_L:PAD_L + w].copy()
-    except StopIteration:
-        raise FormatError("overfit: escape stream too short (corrupt latents)") from None
+        for t in range(len(bounds) - 1):
+            a, b = bounds[t], bounds[t + 1]
+            rows, base = arm.rows(buf[ctx_idx[a:b]])
+            sym = np.asarray(dec.decode(fam, probs[rows]), dtype=np.int64)
+            val = sym + base
+            e = sym == lp.K - 1
+            if e.any():
+                k = int(e.sum())
+                if e_at + k > n_esc:
+                    raise FormatError("overfit: escape stream too short (corrupt latents)")
+                val[e] = esc_vals[e_at:e_at + k]
+                e_at += k
+            buf[pos[a:b]] = val
     except (ValueError, RuntimeError, AssertionError) as exc:
         raise FormatError(f"overfit: latent decoding failed: {exc}") from None
-    if next(esc_iter, None) is not None or not dec.maybe_exhausted():
+    if e_at != n_esc or not dec.maybe_exhausted():
         raise FormatError("overfit: latent stream not consumed exactly (corrupt or desync)")
+    flat = np.empty(pos.size, np.int64)
+    flat[order] = buf[pos]
+    out, k = [], 0
+    for h, w in shapes:
+        out.append(flat[k:k + h * w].reshape(h, w))
+        k += h * w
     return out

@@ -171,9 +171,7 @@ class _Adam:
                 if clip > 0:
                     norm = torch.linalg.vector_norm(torch.stack(
                         [torch.linalg.vector_norm(x) for x in grads]))
-                    scale = float(torch.clamp(clip / (norm + 1e-12), max=1.0))
-                    if scale < 1.0:
-                        torch._foreach_mul_(grads, scale)
+                    torch._foreach_mul_(grads, torch.clamp(clip / (norm + 1e-12), max=1.0))
                 torch._foreach_lerp_(m, grads, 0.1)
                 torch._foreach_mul_(v, 0.999)
                 torch._foreach_addcmul_(v, grads, grads, value=0.001)
@@ -217,14 +215,14 @@ def fit(img: np.ndarray, lam: float, arch: Arch, sched: Schedule, seed: int = 0,
             loss.backward()
             opt.step(lr_fn(it), sched.clip)
             done += 1
-            recent.append(float(loss.detach()))
+            recent.append(loss.detach())  # no device sync per iteration
             if it % 50 == 0 or it == n - 1:
                 history.append((done, float(loss.detach()), float(mse.detach()),
                                 float(bits.detach()) / model.n))
-            if progress:
-                progress(done, total, recent[-1])
+            if progress and (done % 10 == 0 or it == n - 1):
+                progress(done, total, float(recent[-1]))
         tail = recent[-max(1, n // 10):]
-        return float(np.mean(tail)) if tail else float("inf")
+        return float(torch.stack(tail).mean()) if tail else float("inf")
 
     def new_opt() -> _Adam:
         return _Adam([model.latents, list(model.nets.values())])

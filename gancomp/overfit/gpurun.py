@@ -44,6 +44,7 @@ def _job(args: tuple) -> dict:
     arch = arch_for(img.shape[0] * img.shape[1])
     iters, cands, warm = EFFORTS[effort]
     t0 = time.time()
+    probe = F.fit(img, lam, arch, F.Schedule(iters=10), seed=0, device=device)  # warms up
     probe = F.fit(img, lam, arch, F.Schedule(iters=20), seed=0, device=device)
     budget = min(share, deadline - time.time()) * 0.85
     fit_iters = int(max(50, min(iters + cands * warm, budget / max(probe.s_per_iter, 1e-4))))
@@ -58,16 +59,37 @@ def _job(args: tuple) -> dict:
     try:
         import constriction  # noqa: F401
     except ImportError:
-        from safetensors.numpy import save_file
-
-        arrays = {f"lat{g}": y.astype(np.float32) for g, y in enumerate(r.latents)}
-        arrays.update({k: v.astype(np.float32) for k, v in r.params.items()})
-        save_file(arrays, str(Path(out) / f"{stem}.safetensors"),
-                  metadata={"row": json.dumps(row), "syn": json.dumps(list(arch.syn)),
-                            "arm": str(arch.arm), "grids": str(arch.grids)})
+        save_state(Path(out) / f"{stem}.safetensors", row, arch, r.latents, r.params)
         return row
     row.update(_pack(img, q, arch, r.latents, r.params, Path(out) / stem))
     return row
+
+
+def save_state(path: Path, row: dict, arch, latents: list[np.ndarray],
+               params: dict[str, np.ndarray]) -> None:
+    """A fitted float state (latents, networks, sizes, the job's row) as safetensors."""
+    from safetensors.numpy import save_file
+
+    arrays = {f"lat{g}": np.ascontiguousarray(y, np.float32) for g, y in enumerate(latents)}
+    arrays.update({k: np.ascontiguousarray(v, np.float32) for k, v in params.items()})
+    save_file(arrays, str(path), metadata={"row": json.dumps(row), "syn": json.dumps(list(arch.syn)),
+                                           "arm": str(arch.arm), "grids": str(arch.grids)})
+
+
+def load_state(path: Path):
+    """(row, arch, latents, params) saved by :func:`save_state` (float32 values as float64)."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    from .model import Arch
+
+    with safe_open(str(path), "np") as fh:
+        meta = fh.metadata()
+    arrays = load_file(str(path))
+    arch = Arch(int(meta["grids"]), tuple(json.loads(meta["syn"])), int(meta["arm"]))
+    lat = [arrays[f"lat{g}"].astype(np.float64) for g in range(arch.grids)]
+    params = {k: v.astype(np.float64) for k, v in arrays.items() if not k.startswith("lat")}
+    return json.loads(meta["row"]), arch, lat, params
 
 
 def _pack(img, q, arch, latents, params, stem: Path) -> dict:
@@ -126,20 +148,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _finish(folder: Path, kodak: Path) -> int:
-    from safetensors.numpy import load_file
-    from safetensors import safe_open
-
-    from .model import Arch
-
     rows = []
     for f in sorted(folder.glob("*.safetensors")):
-        with safe_open(str(f), "np") as fh:
-            meta = fh.metadata()
-        arrays = load_file(str(f))
-        row = json.loads(meta["row"])
-        arch = Arch(int(meta["grids"]), tuple(json.loads(meta["syn"])), int(meta["arm"]))
-        lat = [arrays[f"lat{g}"].astype(np.float64) for g in range(arch.grids)]
-        params = {k: v.astype(np.float64) for k, v in arrays.items() if not k.startswith("lat")}
+        row, arch, lat, params = load_state(f)
         img = _load(kodak, row["set"], row["image"])
         row.update(_pack(img, row["quality"], arch, lat, params, f.with_suffix("")))
         rows.append(row)

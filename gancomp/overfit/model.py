@@ -92,9 +92,33 @@ def int_arm(arch: Arch, ints: dict[str, np.ndarray], k: int) -> A.IntArm:
     return A.IntArm([(ints[f"arm{i}.w"], ints[f"arm{i}.b"]) for i in range(n)], k)
 
 
+def _fix(t):
+    """Floor to the 2^-ACT_FRAC grid and clip, in place (exact)."""
+    return t.mul_(2.0 ** ACT_FRAC).floor_().clamp_(-ACT_CLIP * 2.0 ** ACT_FRAC,
+                                                   ACT_CLIP * 2.0 ** ACT_FRAC).mul_(2.0 ** -ACT_FRAC)
+
+
+def _conv3x3(x, w, b, stripe: int = 16):
+    """3x3 convolution (zero padding) of (C, H, W) float64, by row stripes: im2col + one
+    matrix product each, small enough to stay in cache."""
+    import torch
+    import torch.nn.functional as F
+
+    c, h, wd = x.shape
+    p = F.pad(x, (1, 1, 1, 1))
+    wm = w.reshape(w.shape[0], -1)
+    out = torch.empty((w.shape[0], h, wd), dtype=x.dtype)
+    for y0 in range(0, h, stripe):
+        y1 = min(h, y0 + stripe)
+        cols = torch.stack([p[:, y0 + dy:y1 + dy, dx:dx + wd] for dy in range(3) for dx in range(3)], 1)
+        out[:, y0:y1] = (torch.addmm(b[:, None], wm, cols.reshape(c * 9, -1))).reshape(-1, y1 - y0, wd)
+    return out
+
+
 def synthesize_exact(arch: Arch, grids: list[np.ndarray], ints: dict[str, np.ndarray], k: int,
                      h: int, w: int) -> np.ndarray:
-    """Decoded (h, w, 3) uint8 pixels: bit-exact on every machine (see module docstring)."""
+    """Decoded (h, w, 3) uint8 pixels: bit-exact on every machine (see module docstring).
+    The 1x1 layers run on chunks of pixels that stay in cache."""
     import torch
     import torch.nn.functional as F
 
@@ -107,25 +131,27 @@ def synthesize_exact(arch: Arch, grids: list[np.ndarray], ints: dict[str, np.nda
                                   align_corners=False)[0, 0]
             chans.append(t[:h, :w])
         x = torch.stack(chans).reshape(len(grids), -1)
-        d = arch.syn_dims()
-
-        def fix(t: torch.Tensor) -> torch.Tensor:
-            return torch.floor(t * 2.0 ** ACT_FRAC).clamp_(-ACT_CLIP * 2.0 ** ACT_FRAC,
-                                                           ACT_CLIP * 2.0 ** ACT_FRAC) * 2.0 ** -ACT_FRAC
+        n_syn = len(arch.syn_dims()) - 1
 
         def wt(name: str) -> torch.Tensor:
             s = k + (BIAS_EXTRA if name.endswith(".b") else 0)
             return torch.from_numpy(ints[name].astype(np.float64)) * 2.0 ** -s
 
-        for i in range(len(d) - 1):
-            x = wt(f"syn{i}.w") @ x + wt(f"syn{i}.b")[:, None]
-            if i < len(d) - 2:
-                x = torch.relu(x)
-            x = fix(x)
-        x = x.reshape(1, 3, h, w)
-        x = fix(torch.relu(F.conv2d(x, wt("conv0.w"), wt("conv0.b"), padding=1) + x))
-        x = fix(F.conv2d(x, wt("conv1.w"), wt("conv1.b"), padding=1) + x)
-        pix = torch.round(x[0].clamp(0.0, 1.0) * 255.0).to(torch.uint8)
+        ws = [wt(f"syn{i}.w") for i in range(n_syn)]
+        bs = [wt(f"syn{i}.b")[:, None] for i in range(n_syn)]
+        img = torch.empty((3, h * w), dtype=torch.float64)
+        for a in range(0, h * w, 16384):
+            y = x[:, a:a + 16384]
+            for i in range(n_syn):
+                y = torch.addmm(bs[i], ws[i], y)
+                if i < n_syn - 1:
+                    y.clamp_(min=0.0)
+                _fix(y)
+            img[:, a:a + 16384] = y
+        x0 = img.reshape(3, h, w)
+        x1 = _fix(_conv3x3(x0, wt("conv0.w"), wt("conv0.b")).add_(x0).clamp_(min=0.0))
+        x2 = _fix(_conv3x3(x1, wt("conv1.w"), wt("conv1.b")).add_(x1))
+        pix = torch.round(x2.clamp_(0.0, 1.0).mul_(255.0)).to(torch.uint8)
     return pix.permute(1, 2, 0).contiguous().numpy()
 
 

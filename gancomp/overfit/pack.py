@@ -63,6 +63,8 @@ def pack(arch: Arch, latents: list[np.ndarray], params: dict[str, np.ndarray], l
         cost = A.estimate_bits(arm, grids) + 8 * len(encode_ints([ints[n] for n in arm_names]))
         if best_a is None or cost < best_a[0]:
             best_a = (cost, k, ints, arm)
+        elif k >= best_a[1] + 2:  # the cost is U-shaped in k: stop two steps past the best
+            break
     assert best_a is not None
     best_s = None
     ref = target.astype(np.float64)
@@ -73,6 +75,8 @@ def pack(arch: Arch, latents: list[np.ndarray], params: dict[str, np.ndarray], l
         cost = mse + lam * 8 * len(encode_ints([ints[n] for n in syn_names])) / (h * w)
         if best_s is None or cost < best_s[0]:
             best_s = (cost, k, ints, pix)
+        elif k >= best_s[1] + 2:
+            break
     _, ka, arm_ints, arm = best_a
     _, ks, syn_ints, pix = best_s
     ints = {**syn_ints, **arm_ints}
