@@ -77,5 +77,4 @@ class CodecOptionsCommand(click.Command):
         super().format_epilog(ctx, formatter)
         with formatter.section("Codec options (-x NAME=VALUE, or the named flag)"):
             for line in codec_options_help(max(40, (formatter.width or 80) - 4)):
-                formatter.write_text(line) if not line.startswith(" ") else \
-                    formatter.write(" " * formatter.current_indent + line + "\n")
+                formatter.write(" " * formatter.current_indent + line + "\n")
