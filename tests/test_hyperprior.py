@@ -335,3 +335,32 @@ def test_target_bpp_bisects_the_continuous_quality(rgb):
     res = api.encode_array_ex(rgb, "hyperprior", target_bpp=want)
     got = bpp(len(res.data), w, h)
     assert got <= want * 1.001 and got > want * 0.9, (got, want)
+
+
+def test_shipped_integer_hyper_synthesis_matches_the_float_one(tmp_path):
+    """The exported integer h_s must compute what the trained float h_s computes (transposed
+    layers are flipped views: saving them without a contiguous copy scrambled them)."""
+    import torch
+
+    from gancomp.codecs import hyperprior as hp
+    from gancomp.nn.intnet import run
+    from gancomp.train.export import export
+    from gancomp.train.loop import build_model, load_checkpoint, load_config, train
+    from gancomp.weights import find
+
+    cfg = load_config("tiny", data=str(DATA), run_dir=str(tmp_path / "r"), steps=2)
+    ckpt = train(cfg, progress=False)
+    export(ckpt, "hp-hs", tmp_path / "m", default=False, fit=False)
+    model = build_model(cfg)
+    load_checkpoint(ckpt, model)
+    z = torch.randint(-4, 5, (1, cfg["Nh"], 3, 4)).float()
+    with torch.no_grad():
+        want = model.h_s(z)[0].numpy()
+    import os
+    os.environ["GANCOMP_MODEL_PATH"] = str(tmp_path / "m")
+    try:
+        rt = hp._runtime("hp-hs", find("hp-hs").sha256, "cpu")
+        got = run(rt.hs, z[0].numpy().astype(np.int64)) / 256.0
+    finally:
+        del os.environ["GANCOMP_MODEL_PATH"]
+    assert np.abs(got - want).max() < 0.1
