@@ -316,15 +316,18 @@ def test_tiles_leave_no_seams_on_a_large_smooth_image():
     tiled = api.decode(api.encode_array(img, codec="hyperprior", quality=30, tile=T)).pixels
     whole = api.decode(api.encode_array(img, codec="hyperprior", quality=30, tile=1024)).pixels
     assert np.mean(np.abs(tiled.astype(float) - whole)) < 0.05
-    edge, other = _edge_step(tiled, T)
-    assert edge < 1.5 * other, (edge, other)
+    # columns on the 16-px latent grid step a little more in any decode: compare the steps
+    # at tile edges with the same columns of the one-tile decode
+    edge, _ = _edge_step(tiled, T)
+    edge_whole, _ = _edge_step(whole, T)
+    assert edge < 1.1 * edge_whole + 0.05, (edge, edge_whole)
     independent = np.zeros_like(img)
     for y in range(0, img.shape[0], T):
         for x in range(0, img.shape[1], T):
             independent[y:y + T, x:x + T] = api.decode(api.encode_array(
                 img[y:y + T, x:x + T], codec="hyperprior", quality=30)).pixels
-    edge_i, other_i = _edge_step(independent, T)
-    assert edge_i > 3 * other_i, (edge_i, other_i)   # the metric does see seams
+    edge_i, _ = _edge_step(independent, T)
+    assert edge_i > 2 * edge_whole, (edge_i, edge_whole)   # the metric does see seams
 
 
 def test_target_bpp_bisects_the_continuous_quality(rgb):
