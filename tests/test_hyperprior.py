@@ -316,15 +316,18 @@ def test_tiles_leave_no_seams_on_a_large_smooth_image():
     tiled = api.decode(api.encode_array(img, codec="hyperprior", quality=30, tile=T)).pixels
     whole = api.decode(api.encode_array(img, codec="hyperprior", quality=30, tile=1024)).pixels
     assert np.mean(np.abs(tiled.astype(float) - whole)) < 0.05
-    edge, other = _edge_step(tiled, T)
-    assert edge < 1.5 * other, (edge, other)
+    # columns on the 16-px latent grid step a little more in any decode: compare the steps
+    # at tile edges with the same columns of the one-tile decode
+    edge, _ = _edge_step(tiled, T)
+    edge_whole, _ = _edge_step(whole, T)
+    assert edge < 1.1 * edge_whole + 0.05, (edge, edge_whole)
     independent = np.zeros_like(img)
     for y in range(0, img.shape[0], T):
         for x in range(0, img.shape[1], T):
             independent[y:y + T, x:x + T] = api.decode(api.encode_array(
                 img[y:y + T, x:x + T], codec="hyperprior", quality=30)).pixels
-    edge_i, other_i = _edge_step(independent, T)
-    assert edge_i > 3 * other_i, (edge_i, other_i)   # the metric does see seams
+    edge_i, _ = _edge_step(independent, T)
+    assert edge_i > 2 * edge_whole, (edge_i, edge_whole)   # the metric does see seams
 
 
 def test_target_bpp_bisects_the_continuous_quality(rgb):
@@ -335,3 +338,32 @@ def test_target_bpp_bisects_the_continuous_quality(rgb):
     res = api.encode_array_ex(rgb, "hyperprior", target_bpp=want)
     got = bpp(len(res.data), w, h)
     assert got <= want * 1.001 and got > want * 0.9, (got, want)
+
+
+def test_shipped_integer_hyper_synthesis_matches_the_float_one(tmp_path):
+    """The exported integer h_s must compute what the trained float h_s computes (transposed
+    layers are flipped views: saving them without a contiguous copy scrambled them)."""
+    import torch
+
+    from gancomp.codecs import hyperprior as hp
+    from gancomp.nn.intnet import run
+    from gancomp.train.export import export
+    from gancomp.train.loop import build_model, load_checkpoint, load_config, train
+    from gancomp.weights import find
+
+    cfg = load_config("tiny", data=str(DATA), run_dir=str(tmp_path / "r"), steps=2)
+    ckpt = train(cfg, progress=False)
+    export(ckpt, "hp-hs", tmp_path / "m", default=False, fit=False)
+    model = build_model(cfg)
+    load_checkpoint(ckpt, model)
+    z = torch.randint(-4, 5, (1, cfg["Nh"], 3, 4)).float()
+    with torch.no_grad():
+        want = model.h_s(z)[0].numpy()
+    import os
+    os.environ["GANCOMP_MODEL_PATH"] = str(tmp_path / "m")
+    try:
+        rt = hp._runtime("hp-hs", find("hp-hs").sha256, "cpu")
+        got = run(rt.hs, z[0].numpy().astype(np.int64)) / 256.0
+    finally:
+        del os.environ["GANCOMP_MODEL_PATH"]
+    assert np.abs(got - want).max() < 0.1

@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("folder", nargs="?", default="/work/shared/data/kodak")
     p.add_argument("--models", default="", help="comma-separated hyperprior model ids "
                    "(default: the default model)")
+    p.add_argument("--from-card", default="", help="comma-separated model ids whose Kodak rows "
+                   "are taken from their model card (measured earlier, all 24 images) instead "
+                   "of measured again; shown as 'card'")
     p.add_argument("--qualities", default="0,20,40,60,80,100")
     p.add_argument("--classical", default="jpeg,webp", help="classical codecs measured in this run")
     p.add_argument("--limit", type=int, default=0, help="only the first N images")
@@ -192,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
             write_section(a.report, "hyperprior-seams", "## hyperprior tile seams\n\n" + text)
         return 0
     results: dict[str, list[dict]] = {}
+    for mid in filter(None, a.from_card.split(",")):
+        c = find(mid).card
+        results[f"{mid} (card)"] = [dict(r, codec=f"hyperprior {mid} (card)")
+                                    for r in c["results"]["kodak"]]
+        print(f"{mid}: rows from its card, measured by `{c['results'].get('command')}`",
+              file=sys.stderr)
     for card in cards:
         results[card.id] = sweep("hyperprior", images, qs, label=f"hyperprior {card.id}", model=card.id)
     classical = {n: sweep_classical(n, images) for n in a.classical.split(",") if n}
@@ -227,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         bds[mid] = {name: bd_rate(r1, p1, r2, p2) for name, (r1, p1) in refs.items()}
         lines.append(f"| `{mid}` | {min(r2):.3f} | " +
                      " | ".join(f"{v:+.1f}%" for v in bds[mid].values()) + " |")
+    for mid in filter(None, a.from_card.split(",")):
+        lines += ["", f"`{mid} (card)`: rows from the model card, measured earlier on all 24 "
+                  f"images by `{find(mid).card['results'].get('command')}` (before this "
+                  "version's entropy-coding fixes)."]
     lines += ["", f"Command: `{cmd}`"]
     text = "\n".join(lines)
     print(text)
@@ -239,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                                             "bd_rate_psnr_percent": bds, "command": cmd}, indent=1))
     for path in map(Path, a.card):
         c = json.loads(path.read_text())
-        if c["id"] not in results:
+        if c["id"] not in results or c["id"] not in bds:
             print(f"card {path}: model {c['id']} was not measured; left alone", file=sys.stderr)
             continue
         c["results"] = {"kodak": [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}

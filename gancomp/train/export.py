@@ -162,7 +162,7 @@ def export_arrays(model, half: bool = False) -> dict[str, np.ndarray]:
             a = v.detach().cpu().numpy()
             arrays[k] = a.astype(np.float16) if half and a.ndim == 4 else a.astype(np.float32)
     for i, layer in enumerate(integer_hs(model)):
-        w = layer.weight
+        w = np.ascontiguousarray(layer.weight)   # transposed layers come as flipped views
         arrays[f"hs_int.{i}.weight"] = w.astype(np.int16 if np.abs(w).max() < 2 ** 15 else np.int32)
         arrays[f"hs_int.{i}.bias"] = layer.bias.astype(np.int64)
         arrays[f"hs_int.{i}.meta"] = layer.meta()
