@@ -33,7 +33,7 @@ GAN_QS = (50.0, 100.0)
 PROG_Q = 0.0
 PASSES = 3
 CLASSIC = {"jpeg": (10, 30, 50, 70, 80, 90, 95),
-           "webp": (10, 30, 50, 70, 80, 90),
+           "webp": (10, 30, 50, 70, 80, 90, 95),
            "jpeg2000": None}
 STAGES = ("ae", "classic", "ft", "prog", "gan")
 TARGET = 1.5
