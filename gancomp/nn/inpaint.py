@@ -48,8 +48,8 @@ class InpaintNet(nn.Module):
         self.e3 = _block(3 * w, 4 * w, 2)
         self.mid = nn.ModuleList([_block(4 * w, 4 * w, 1, d) for d in (2, 4, 8, 1)])
         self.d2 = _block(4 * w + 3 * w, 3 * w)
-        self.d1 = _block(3 * w + 2 * w, 2 * w)
-        self.d0 = _block(2 * w + w, w)
+        self.d1 = _block(3 * w + 2 * w, w)      # narrow near full resolution: decoding
+        self.d0 = _block(w + w, w)              # runs in float64 on CPUs
         self.out = nn.Conv2d(w, 3, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)

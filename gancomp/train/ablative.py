@@ -29,7 +29,7 @@ PRESETS: dict[str, dict[str, Any]] = {
              "feat_steps": 2, "log_every": 1},
     "cpu": {"width": 24, "feat_width": 16, "crop": 96, "per_image": 8, "batch": 6,
             "steps": 100000, "feat_steps": 150},
-    "gpu": {"width": 40, "feat_width": 24, "crop": 192, "per_image": 24, "batch": 24,
+    "gpu": {"width": 32, "feat_width": 24, "crop": 192, "per_image": 24, "batch": 24,
             "steps": 1000000, "feat_steps": 1500, "half": True, "workers": 6},
 }
 
