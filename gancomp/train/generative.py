@@ -122,8 +122,14 @@ def train(cfg: dict[str, Any], out: Path, device_name: str = "cpu", fresh: bool 
     crops = gc.crops_for(cfg["data"], cfg["crop"], cfg["per_image"], cfg["seed"], out,
                          cfg["faces"])
     model = build(cfg)
-    if cfg.get("init") and not (out / "checkpoint.safetensors").is_file() or cfg.get("init") and fresh:
-        cfg["init_sha256"] = init_from_hyperprior(model, cfg["init"])
+    if cfg.get("init") and (fresh or not (out / "checkpoint.safetensors").is_file()):
+        from ..errors import ModelError
+
+        try:
+            cfg["init_sha256"] = init_from_hyperprior(model, cfg["init"])
+        except (ModelError, KeyError, ValueError) as exc:  # no such model: start from scratch
+            print(f"not initialized from {cfg['init']}: {exc}", flush=True)
+            cfg["init"] = ""
     model = model.to(device)
     disc = Discriminator(cfg["d_scales"], cfg["d_width"]).to(device)
     if device.type == "cuda":
