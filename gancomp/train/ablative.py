@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "width": 24, "feat_width": 16, "crop": 96, "per_image": 8, "faces": False, "batch": 6,
     "lr": 5e-4, "lr_final": 5e-5, "steps": 100000, "minutes": 0, "feat_steps": 300,
     "fraction": [0.03, 0.5], "quality": [10, 90], "random_share": 0.25,
-    "w_edge": 20.0, "w_style": 50.0, "w_content": 1.0, "seed": 0, "log_every": 20,
+    "w_edge": 20.0, "w_style": 5.0, "w_content": 1.0, "seed": 0, "log_every": 20,
     "checkpoint_minutes": 4, "half": False,
 }
 
