@@ -338,10 +338,11 @@ def main(argv: list[str] | None = None) -> None:
     abl_rows = [r for r in rows if r["part"] == "ablative"]
     names = [p.stem for p in kodak][:a.verify]
     same, total = verify(save, rows, names) if a.verify and total_files(rows, names) else (0, 0)
+    stem = a.section.replace("-", "_")
     if cells:
-        grid(cells, DOCS / "i15_generative_grid.png")
+        grid(cells, DOCS / f"{stem}_grid.png")
     if abl_cells:
-        grid(abl_cells, DOCS / "i15_ablative_grid.png")
+        grid(abl_cells, DOCS / f"{stem}_ablative_grid.png")
     cmd = "python -m gancomp.benchmarks.generative " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
     md = [f"## Generative and ablative compression (issue 15)\n\nCommand: `{cmd}`\n",
           models_line(a)]
@@ -357,8 +358,9 @@ def main(argv: list[str] | None = None) -> None:
     if total:
         md.append(f"Cross-process check: {same}/{total} files of {len(names)} images decode to "
                   f"the scored pixels with OMP_NUM_THREADS=2 ATEN_CPU_CAPABILITY=default.")
-    md.append("Grids: `docs/i15_generative_grid.png` (crop with the most edges; columns labelled "
-              "with bpp), `docs/i15_ablative_grid.png`.")
+    md.append(f"Grids: `docs/{stem}_grid.png` (the 160 px crop with the most edges; columns "
+              f"labelled with bpp), `docs/{stem}_ablative_grid.png` (original, JPEG quality 5, "
+              f"ablative per block quality).")
     text = "\n\n".join(md)
     (save / "section.md").write_text(text)
     print(text)

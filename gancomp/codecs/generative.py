@@ -42,9 +42,11 @@ class _Runtime:
         from ..nn.generative import GenerativeModel
         from ..nn.intnet import IntLayer
 
-        N, M, Nh, width, noise = (int(v) for v in arrays["arch"])
+        arch = [int(v) for v in arrays["arch"]]
+        N, M, Nh, width, noise = arch[:5]
+        last = arch[5] if len(arch) > 5 else width
         lambdas = tuple(np.exp(arrays["log_lambdas"].astype(np.float64)).tolist())
-        model = GenerativeModel(N, M, Nh, lambdas, width, bool(noise))
+        model = GenerativeModel(N, M, Nh, lambdas, width, bool(noise), last)
         state = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in arrays.items()
                  if k.startswith(("g_a.", "g_s.", "h_a.", "gen.")) or k in (
                      "log_gain", "log_inv_gain", "log_lambdas")}

@@ -55,16 +55,17 @@ class Generator(nn.Module):
     """x_gan = x_mse + R(latent, x_mse, noise): four x2 stages from the latent grid to pixels,
     joined at full resolution with the MSE reconstruction (and a noise plane)."""
 
-    def __init__(self, M: int, width: int = 32, noise: bool = True) -> None:
+    def __init__(self, M: int, width: int = 32, noise: bool = True, last: int = 0) -> None:
         super().__init__()
         w = width
+        f = last or w  # channels at full resolution (fewer: faster float64 decoding)
         self.noise = noise
         self.head = nn.Conv2d(M, 4 * w, 3, padding=1)
         self.ups = nn.Sequential(_Up(4 * w, 3 * w), _Up(3 * w, 2 * w), _Up(2 * w, w),
-                                 _Up(w, w))
-        self.join = nn.Conv2d(w + 3 + int(noise), w, 3, padding=1)
-        self.mid = nn.Conv2d(w, w, 3, padding=1)
-        self.out = nn.Conv2d(w, 3, 3, padding=1)
+                                 _Up(w, f))
+        self.join = nn.Conv2d(f + 3 + int(noise), f, 3, padding=1)
+        self.mid = nn.Conv2d(f, f, 3, padding=1)
+        self.out = nn.Conv2d(f, 3, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -84,7 +85,7 @@ class GenerativeModel(nn.Module):
 
     def __init__(self, N: int = 64, M: int = 96, Nh: int = 64,
                  lambdas: tuple[float, ...] = (0.0002, 0.0008, 0.003, 0.012),
-                 gen_width: int = 32, noise: bool = True) -> None:
+                 gen_width: int = 32, noise: bool = True, gen_last: int = 0) -> None:
         super().__init__()
         self.N, self.M, self.Nh = N, M, Nh
         self.register_buffer("log_lambdas", torch.log(torch.tensor(lambdas, dtype=torch.float32)))
@@ -101,7 +102,7 @@ class GenerativeModel(nn.Module):
         lg = 0.5 * (self.log_lambdas - self.log_lambdas.mean())
         self.log_gain = nn.Parameter(lg[:, None].repeat(1, M).clone())
         self.log_inv_gain = nn.Parameter(-lg[:, None].repeat(1, M).clone())
-        self.gen = Generator(M, gen_width, noise)
+        self.gen = Generator(M, gen_width, noise, gen_last)
 
     @property
     def levels(self) -> int:

@@ -48,8 +48,8 @@ class InpaintNet(nn.Module):
         self.e3 = _block(3 * w, 4 * w, 2)
         self.mid = nn.ModuleList([_block(4 * w, 4 * w, 1, d) for d in (2, 4, 8, 1)])
         self.d2 = _block(4 * w + 3 * w, 3 * w)
-        self.d1 = _block(3 * w + 2 * w, 2 * w)
-        self.d0 = _block(2 * w + w, w)
+        self.d1 = _block(3 * w + 2 * w, w)      # narrow near full resolution: decoding
+        self.d0 = _block(w + w, w)              # runs in float64 on CPUs
         self.out = nn.Conv2d(w, 3, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -106,10 +106,13 @@ def gram(f: torch.Tensor) -> torch.Tensor:
 
 def style_content(feat: FeatureNet, out: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(style, content) losses of the seed: Gram-matrix MSE over all stages, feature MSE of
-    the last two stages."""
+    the last two stages, each relative to the target's energy (scale-free: the feature
+    network's activations can be tiny, which made the absolute losses vanish)."""
     fo, fx = feat.features(out), feat.features(x)
-    style = sum(F.mse_loss(gram(a), gram(b)) for a, b in zip(fo, fx))
-    content = sum(F.mse_loss(a, b) for a, b in zip(fo[1:], fx[1:]))
+    style = sum(F.mse_loss(gram(a), gb) / (gb ** 2).mean().clamp_min(1e-12)
+                for a, gb in ((a, gram(b).detach()) for a, b in zip(fo, fx)))
+    content = sum(F.mse_loss(a, b) / (b.detach() ** 2).mean().clamp_min(1e-12)
+                  for a, b in zip(fo[1:], fx[1:]))
     return style, content
 
 

@@ -29,7 +29,7 @@ PRESETS: dict[str, dict[str, Any]] = {
              "feat_steps": 2, "log_every": 1},
     "cpu": {"width": 24, "feat_width": 16, "crop": 96, "per_image": 8, "batch": 6,
             "steps": 100000, "feat_steps": 150},
-    "gpu": {"width": 40, "feat_width": 24, "crop": 192, "per_image": 24, "batch": 24,
+    "gpu": {"width": 32, "feat_width": 24, "crop": 192, "per_image": 24, "batch": 24,
             "steps": 1000000, "feat_steps": 1500, "half": True, "workers": 6},
 }
 
@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "width": 24, "feat_width": 16, "crop": 96, "per_image": 8, "faces": False, "batch": 6,
     "lr": 5e-4, "lr_final": 5e-5, "steps": 100000, "minutes": 0, "feat_steps": 300,
     "fraction": [0.03, 0.5], "quality": [10, 90], "random_share": 0.25,
-    "w_edge": 20.0, "w_style": 50.0, "w_content": 1.0, "seed": 0, "log_every": 20,
+    "w_edge": 20.0, "w_style": 5.0, "w_content": 1.0, "seed": 0, "log_every": 20,
     "checkpoint_minutes": 4, "half": False,
 }
 

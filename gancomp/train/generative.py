@@ -34,10 +34,10 @@ PRESETS: dict[str, dict[str, Any]] = {
              "log_every": 1},
     "cpu": {"N": 64, "M": 128, "Nh": 64, "init": "hp-a1", "gen_width": 24, "d_width": 24,
             "crop": 128, "per_image": 8, "batch": 4, "steps": 100000, "gan_start": 0.15},
-    "gpu": {"N": 64, "M": 128, "Nh": 64, "init": "hp-a1", "gen_width": 48, "d_width": 48, "crop": 192,
+    "gpu": {"N": 64, "M": 128, "Nh": 64, "init": "hp-a1", "gen_width": 48, "gen_last": 24, "d_width": 48, "crop": 192,
             "per_image": 24, "batch": 16, "steps": 1000000, "gan_start": 0.2, "lr": 2e-4,
             "w_gan": 0.3, "w_mse": 0.5, "half": True},
-    "faces-gpu": {"N": 64, "M": 64, "Nh": 48, "gen_width": 32, "d_width": 32, "crop": 64,
+    "faces-gpu": {"N": 64, "M": 64, "Nh": 48, "gen_width": 32, "gen_last": 24, "d_width": 32, "crop": 64,
                   "faces": True, "batch": 64, "steps": 1000000, "gan_start": 0.2,
                   "lambdas": [0.0004, 0.0015, 0.006], "w_gan": 0.3, "w_mse": 0.5, "half": True},
 }
@@ -55,7 +55,7 @@ def build(cfg: dict[str, Any]):
     from ..nn.generative import GenerativeModel
 
     return GenerativeModel(cfg["N"], cfg["M"], cfg["Nh"], tuple(cfg["lambdas"]),
-                           cfg["gen_width"], cfg["noise"])
+                           cfg["gen_width"], cfg["noise"], cfg.get("gen_last", 0))
 
 
 def init_from_hyperprior(model, model_id: str) -> str:
@@ -122,8 +122,14 @@ def train(cfg: dict[str, Any], out: Path, device_name: str = "cpu", fresh: bool 
     crops = gc.crops_for(cfg["data"], cfg["crop"], cfg["per_image"], cfg["seed"], out,
                          cfg["faces"])
     model = build(cfg)
-    if cfg.get("init") and not (out / "checkpoint.safetensors").is_file() or cfg.get("init") and fresh:
-        cfg["init_sha256"] = init_from_hyperprior(model, cfg["init"])
+    if cfg.get("init") and (fresh or not (out / "checkpoint.safetensors").is_file()):
+        from ..errors import ModelError
+
+        try:
+            cfg["init_sha256"] = init_from_hyperprior(model, cfg["init"])
+        except (ModelError, KeyError, ValueError) as exc:  # no such model: start from scratch
+            print(f"not initialized from {cfg['init']}: {exc}", flush=True)
+            cfg["init"] = ""
     model = model.to(device)
     disc = Discriminator(cfg["d_scales"], cfg["d_width"]).to(device)
     if device.type == "cuda":
@@ -247,8 +253,9 @@ def export_arrays(model, half: bool) -> dict[str, np.ndarray]:
     arrays["y_freqs"], arrays["y_offsets"], arrays["scale_bounds"] = yf.astype(np.int32), yo, yb
     zf, zo = prior_tables(model)
     arrays["z_freqs"], arrays["z_offsets"] = zf.astype(np.int32), zo
-    arrays["arch"] = np.array([model.N, model.M, model.Nh, model.gen.join.out_channels,
-                               int(model.gen.noise)], dtype=np.int64)
+    gen = model.gen
+    arrays["arch"] = np.array([model.N, model.M, model.Nh, gen.head.out_channels // 4,
+                               int(gen.noise), gen.join.out_channels], dtype=np.int64)
     return arrays
 
 
