@@ -28,6 +28,7 @@ REGISTERED: dict[int, tuple[str, str]] = {
     2: ("hp-a1", "d46081490ae7e8ed4976a1232a406056d8091eceba4f0942223fbf41e043c69e"),
     3: ("lossless-mlp-v1", "43dd23e59b86f380b1b9012df7bae5ad2a7d7cd8c642280b0afaf5724042a720"),
     4: ("lossless-mlp-v2", "300420caa8e6637bdf133d3ee46137eb884b74360ea6e382b007e5c5707501f3"),
+    5: ("ganinv-faces64-v2", "2edacac3d86bebbc1cdd00344ae6e031df8bedd31b6234ccc952c1b832e63f59"),
 }
 
 

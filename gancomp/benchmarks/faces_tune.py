@@ -64,23 +64,28 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", default="0.1,0.3,0.6")
     ap.add_argument("--lr-end", default="0.05")
     ap.add_argument("--patience", default="8")
+    ap.add_argument("--rate-weight", default="1")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     _, tune, _ = split3(args.data)
     faces = load_u8(tune[: args.count])
     grid = itertools.product(*(map(float, v.split(",")) for v in
-                               (args.steps, args.lr, args.lr_end, args.patience)))
-    print("| steps | lr | lr_end | patience | SSIM | PSNR (dB) | bpp | steps run (batch max) "
-          "| CPU s/face |\n|---|---|---|---|---|---|---|---|---|", flush=True)
+                               (args.steps, args.lr, args.lr_end, args.patience,
+                                args.rate_weight)))
+    print(f"level {args.level}, {len(faces)} tuning faces")
+    print("| steps | lr | lr_end | patience | rate weight | SSIM | PSNR (dB) | bpp | "
+          "steps run (batch max) | CPU s/face |\n|---|---|---|---|---|---|---|---|---|---|",
+          flush=True)
     seen = set()
-    for st, lr, le, pa in grid:
-        key = (int(st), lr if st else 0, le if st else 0, int(pa) if st else 0)
+    for st, lr, le, pa, rw in grid:
+        key = (int(st), lr if st else 0, le if st else 0, int(pa) if st else 0, rw if st else 0)
         if key in seen:
             continue
         seen.add(key)
         r = run(faces, args.model, args.level,
-                {"steps": int(st), "lr": lr, "lr_end": le, "patience": int(pa)})
-        print(f"| {key[0]} | {key[1]:g} | {key[2]:g} | {key[3]} | {r['ssim']:.4f} | "
+                {"steps": int(st), "lr": lr, "lr_end": le, "patience": int(pa),
+                 "rate_weight": rw})
+        print(f"| {key[0]} | {key[1]:g} | {key[2]:g} | {key[3]} | {key[4]:g} | {r['ssim']:.4f} | "
               f"{r['psnr']:.2f} | {r['bpp']:.4f} | {r['max_steps_batch']:.0f} | "
               f"{r['cpu_s']:.3f} |", flush=True)
 

@@ -314,7 +314,8 @@ def factorized_tables(loc: np.ndarray, scale: np.ndarray, step: float) -> np.nda
 
 @torch.no_grad()
 def export(trainer: Trainer, train: np.ndarray, folder: Path, name: str, model_id: str,
-           data_desc: str, extra: dict | None = None, default: bool | None = None) -> Path:
+           data_desc: str, extra: dict | None = None, default: bool | None = None,
+           encode_lam: float | None = None, step2: float = 1.0) -> Path:
     """Write the shipped weights: G, E (float32), latent statistics of E over the training
     faces, the GANZ gain of h0, and the integer entropy tables; card via gancomp.weights.
     v2 adds the prior (P.loc, P.log_scale), its tables per quantizer step and ``levels``."""
@@ -341,11 +342,14 @@ def export(trainer: Trainer, train: np.ndarray, folder: Path, name: str, model_i
         P = trainer.P.cpu()
         loc, scale = P.loc.numpy().astype(np.float32), P.scale().numpy().astype(np.float32)
         arrays["P.loc"], arrays["P.scale"] = loc, scale
-        arrays["levels"] = np.array(LEVELS, np.float32)
-        for i, st in enumerate(LEVELS):
+        levels = tuple(step2 * v for v in LEVELS)  # level 2 (the default) has step ``step2``
+        arrays["levels"] = np.array(levels, np.float32)
+        for i, st in enumerate(levels):
             arrays[f"freq_l{i}"] = factorized_tables(loc, scale, st)
-        arrays["lam"] = np.array([math.exp(trainer.log_lam)], np.float32)
-        config.update(target_bits=trainer.target_bits, lam=math.exp(trainer.log_lam))
+        lam = math.exp(trainer.log_lam) if encode_lam is None else encode_lam
+        arrays["lam"] = np.array([lam], np.float32)  # the encoder's rate weight per bit
+        config.update(target_bits=trainer.target_bits, lam_train=math.exp(trainer.log_lam),
+                      lam_encode=lam)
     if default is None:
         default = trainer.config_name == "small"
     card = {"id": model_id, "codec": "gan-inversion", "default": default,
@@ -375,6 +379,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (cuda: bf16 autocast, "
                     "channels_last, data kept on the device)")
+    ap.add_argument("--encode-lam", type=float, default=None,
+                    help="v2 export: the encoder's rate weight per bit (default: training's)")
+    ap.add_argument("--step2", type=float, default=1.0,
+                    help="v2 export: quantizer step of the default level 2 (levels 0..4 are "
+                         "step2 * 2, sqrt 2, 1, 1/sqrt 2, 1/2)")
     ap.add_argument("--decay", action="store_true",
                     help="cosine learning-rate decay to 10 %% over --minutes (this run)")
     ap.add_argument("--ckpt-every", type=int, default=500)
@@ -444,7 +453,8 @@ def main(argv: list[str] | None = None) -> None:
                    {"batch": args.batch, "adv": args.adv, "threads": args.threads,
                     "device": args.device, "lr": args.lr, "objective": obj,
                     "init": str(args.init) if args.init else None,
-                    "wall_seconds_last_run": round(time.time() - t0, 1)})
+                    "wall_seconds_last_run": round(time.time() - t0, 1)},
+                   encode_lam=args.encode_lam, step2=args.step2)
         print(f"exported {p}", flush=True)
 
 
