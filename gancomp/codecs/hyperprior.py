@@ -334,6 +334,7 @@ def _decode_layout1(rt: _Runtime, q100: int, tiles, streams, width: int, height:
             x_hat = rt.model.g_s(y_hat.to(rt.device) * ig)[0].clamp(0, 1)
             pix = torch.round(x_hat * 255).to(torch.uint8).cpu().numpy().transpose(1, 2, 0)
             out[y0:y0 + th, x0:x0 + tw] = pix[:th, :tw]
+            progress.update(k + 1, len(tiles), "tiles")
     if int.from_bytes(digest.digest(), "little") != want:
         raise FormatError("hyperprior latent hash mismatch (entropy-model desync or corrupt stream)")
     return out
@@ -362,6 +363,7 @@ def _decode_layout2(rt: _Runtime, q100: int, tiles, streams, width: int, height:
         _state_hash(digest, zt, sym, mean_int, idx)
         y_hat[:, y0 // 16:(y0 + th) // 16, x0 // 16:(x0 + tw) // 16] = \
             torch.from_numpy((sym + mean_int / 256.0).astype(np.float32))
+        progress.update(k + 1, len(tiles), "tiles")
     if int.from_bytes(digest.digest(), "little") != want:
         raise FormatError("hyperprior latent hash mismatch (entropy-model desync or corrupt stream)")
     with torch.no_grad():
