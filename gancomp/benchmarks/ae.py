@@ -137,7 +137,11 @@ def measure(files: list[Path], cache: dict, key: str, stages: tuple[str, ...], m
             rec = store.setdefault(f.name, {})
             todo = {"ae": ["ae"], "classic": list(CLASSIC), "ft": ["ae-ft"], "prog": ["ae-p3"],
                     "gan": ["ae-gan"]}[stage]
-            if all(v in rec for v in todo):
+            if stage == "classic":   # a changed sweep is measured again
+                todo = [v for v in todo if CLASSIC[v] is None or len(rec.get(v, [])) == len(CLASSIC[v])]
+                if len(todo) == len(CLASSIC) and all(v in rec for v in todo):
+                    continue
+            elif all(v in rec for v in todo):
                 continue
             img = _load(f)
             t0 = time.time()
