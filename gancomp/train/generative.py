@@ -246,7 +246,9 @@ def export_arrays(model, half: bool) -> dict[str, np.ndarray]:
             arrays[k] = a.astype(np.float16) if half and a.ndim == 4 else a.astype(np.float32)
     for i, layer in enumerate(integer_hs(model)):
         assert np.abs(layer.weight).max() < 2 ** 15  # quantize_conv keeps 15-bit weights
-        arrays[f"hs_int.{i}.weight"] = layer.weight.astype(np.int16)
+        # C order: transposed layers come out of quantize_conv as non-contiguous views, and
+        # safetensors writes the raw buffer (the array would be stored transposed)
+        arrays[f"hs_int.{i}.weight"] = np.ascontiguousarray(layer.weight).astype(np.int16)
         arrays[f"hs_int.{i}.bias"] = layer.bias.astype(np.int64)
         arrays[f"hs_int.{i}.meta"] = layer.meta()
     yf, yo, yb = gaussian_tables()
