@@ -415,6 +415,8 @@ def models_line(a) -> str:
     for label, mid, codec in (("generative (Kodak)", a.model, "generative"),
                               ("generative (faces)", a.face_model, "generative"),
                               ("ablative", a.abl_model, "ablative")):
+        if label.endswith("(faces)") and (not a.faces or "faces" in a.skip):
+            continue
         card = find(mid) if mid else default_for(codec)
         if card is not None:
             out.append(f"{label}: `{card.id}` ({card.sha256[:12]}…)")
