@@ -45,6 +45,27 @@ def test_training_writes_a_loss_log_and_resumes(tmp_path):
     assert (out / "loss.csv").read_text().splitlines()[-1].startswith("5,")
 
 
+def test_shipped_integer_hs_matches_the_trained_one(tiny_models, tmp_path):
+    """The exported integer hyper-synthesis computes what the float h_s of the checkpoint
+    computes (a stored-transposed weight once made the entropy model useless)."""
+    import torch
+    from safetensors.numpy import load_file
+
+    from gancomp.nn.intnet import IntLayer, run
+    from gancomp.train import gen_common as gc
+    from gancomp.train.generative import build
+
+    ckpt = tiny_models.parent / "g" / "checkpoint.safetensors"
+    model = build(gc.read_config(ckpt))
+    gc.load_checkpoint(ckpt, {"model": model})
+    arrays = load_file(str(tiny_models / "gen-tiny.safetensors"))
+    hs = [IntLayer.from_arrays(arrays[f"hs_int.{i}.weight"], arrays[f"hs_int.{i}.bias"],
+                               arrays[f"hs_int.{i}.meta"]) for i in range(3)]
+    z = np.random.default_rng(0).integers(-4, 5, (model.Nh, 3, 4))
+    want = model.h_s(torch.from_numpy(z).float()[None])[0].detach().numpy()
+    assert np.abs(run(hs, z) / 256 - want).max() < 0.05
+
+
 def test_both_decoders_from_one_file(models_env, rgb):
     data = api.encode_array(rgb, codec="generative", quality=40, model="gen-tiny")
     gan = api.decode(data).pixels

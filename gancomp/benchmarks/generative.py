@@ -263,6 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--verify", type=int, default=2, help="cross-process check of N images' files")
     ap.add_argument("--section", default="i15-generative")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--no-grid", action="store_true", help="add images to SAVE's rows without "
+                    "redoing the grid")
     a = ap.parse_args(argv)
     import torch
 
@@ -294,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     for p in kodak:
         img = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(p).convert("RGB"))
         name = p.stem
-        want_grid = name in GRID_IMAGES
+        want_grid = name in GRID_IMAGES and not a.no_grid
         if "kodak" not in skip and (("kodak", name) not in done or want_grid):
             new_rows = []
             for t in targets:
@@ -413,6 +415,8 @@ def models_line(a) -> str:
     for label, mid, codec in (("generative (Kodak)", a.model, "generative"),
                               ("generative (faces)", a.face_model, "generative"),
                               ("ablative", a.abl_model, "ablative")):
+        if label.endswith("(faces)") and (not a.faces or "faces" in a.skip):
+            continue
         card = find(mid) if mid else default_for(codec)
         if card is not None:
             out.append(f"{label}: `{card.id}` ({card.sha256[:12]}…)")

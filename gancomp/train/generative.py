@@ -246,7 +246,9 @@ def export_arrays(model, half: bool) -> dict[str, np.ndarray]:
             arrays[k] = a.astype(np.float16) if half and a.ndim == 4 else a.astype(np.float32)
     for i, layer in enumerate(integer_hs(model)):
         assert np.abs(layer.weight).max() < 2 ** 15  # quantize_conv keeps 15-bit weights
-        arrays[f"hs_int.{i}.weight"] = layer.weight.astype(np.int16)
+        # C order: transposed layers come out of quantize_conv as non-contiguous views, and
+        # safetensors writes the raw buffer (the array would be stored transposed)
+        arrays[f"hs_int.{i}.weight"] = np.ascontiguousarray(layer.weight).astype(np.int16)
         arrays[f"hs_int.{i}.bias"] = layer.bias.astype(np.int64)
         arrays[f"hs_int.{i}.meta"] = layer.meta()
     yf, yo, yb = gaussian_tables()
@@ -286,6 +288,55 @@ def export(ckpt: Path, folder: Path, model_id: str, default: bool = False,
     return weights.save(export_arrays(model, bool(cfg.get("half"))), card, Path(folder), model_id)
 
 
+def _estimated_bits(arrays: dict, images: list[np.ndarray]) -> float:
+    """Bits the integer tables would spend on the y latents of ``images`` (quality 50)."""
+    import torch
+
+    from ..codecs.generative import _Runtime
+
+    rt = _Runtime(arrays)
+    total = 0.0
+    for img in images:
+        h, w = (-(-n // 64) * 64 for n in img.shape[:2])
+        part = np.pad(img, ((0, h - img.shape[0]), (0, w - img.shape[1]), (0, 0)), mode="edge")
+        g, _ = rt.gains(np.full((h // 16, w // 16), 0.5 * (rt.model.levels - 1)))
+        with torch.no_grad():
+            x = torch.from_numpy(part.transpose(2, 0, 1).astype(np.float64) / 255)[None]
+            y = rt.model.g_a(x) * g
+            z = torch.round(rt.model.h_a(y))[0].numpy().astype(np.int64)
+        mean_int, idx = rt.entropy_params(z)
+        sym = np.rint(y[0].numpy() - mean_int / 256.0).astype(np.int64)
+        col = np.clip(sym - rt.y_offsets[idx], 0, rt.y_freqs.shape[1] - 1)
+        f = np.maximum(rt.y_freqs[idx, col].astype(np.float64), 0.5)  # 0: padding columns
+        total += float(-np.log2(f / rt.y_freqs[idx].sum(-1)).sum())
+    return total
+
+
+def repair_layout(path: Path, images: list[np.ndarray]) -> bool:
+    """Weights exported before the C-order fix hold transposed layers of the integer h_s with
+    swapped channel axes. Re-lay them if that makes the tables code ``images`` in clearly
+    fewer bits; rewrite the file and its card (new SHA-256). Returns whether it changed."""
+    from safetensors.numpy import load_file
+
+    from .. import weights
+
+    arrays = dict(load_file(str(path)))
+    fixed = dict(arrays)
+    for i in range(len([k for k in arrays if k.startswith("hs_int.") and k.endswith(".meta")])):
+        if int(arrays[f"hs_int.{i}.meta"][0]) > 1:
+            w = arrays[f"hs_int.{i}.weight"]
+            o, c, k, _ = w.shape
+            fixed[f"hs_int.{i}.weight"] = np.ascontiguousarray(w.reshape(c, o, k, k).transpose(1, 0, 2, 3))
+    before, after = _estimated_bits(arrays, images), _estimated_bits(fixed, images)
+    print(f"{path.name}: {before:.0f} bits as stored, {after:.0f} re-laid")
+    if after > 0.95 * before:
+        return False
+    card = json.loads(path.with_suffix(".json").read_text())
+    card["repaired"] = "integer h_s re-laid to C order (exported before the fix)"
+    weights.save(fixed, card, path.parent, path.stem)
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m gancomp.train.generative", description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
@@ -301,7 +352,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--export", help="after training, write weights + card into this folder")
     ap.add_argument("--model-id", default="gen-cpu")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--repair", help="re-lay the integer h_s of this weights file if needed "
+                    "(files exported before the C-order fix), judged on --data's images")
     a = ap.parse_args(argv)
+    if a.repair:
+        from PIL import Image
+
+        imgs = [np.asarray(Image.open(f).convert("RGB")) for f in gc.training_files(a.data)[:4]]
+        print("repaired" if repair_layout(Path(a.repair), imgs) else "left as it is")
+        return
     cfg = dict(DEFAULTS)
     cfg.update(PRESETS[a.preset])
     cfg.update(json.loads(a.config) if a.config else {})
