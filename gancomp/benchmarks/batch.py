@@ -156,6 +156,17 @@ def bench_batch(src: str, workers: list[int], ray: bool, extra: list[str], limit
         return results, source
 
 
+def autogroup_note() -> str:
+    """A sentence on Linux's autogroup scheduling, which caps a session's CPU share."""
+    try:
+        on = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return ""
+    return (" The kernel's autogroup scheduling is on: CPU time is shared per session, not per "
+            "process, so when other sessions keep the cores busy more workers cannot get more "
+            "of them." if on else " The kernel's autogroup scheduling is off.")
+
+
 def batch_markdown(results: list[Timed], command: str, extra: list[str]) -> str:
     base = results[0]
     rows = []
@@ -178,7 +189,7 @@ def batch_markdown(results: list[Timed], command: str, extra: list[str]) -> str:
         "start-up and worker spawn; CPU is user+sys of the whole process tree. The machine is "
         "shared: *load* is the mean 1-minute load average during the run and *busy others* the "
         "mean number of other runnable processes, so a speed-up here mixes parallelism with "
-        "the share of the CPUs the run could get.", "",
+        "the share of the CPUs the run could get." + autogroup_note(), "",
         markdown_table(["run", "done", "failed", "wall s", "files/s", "speed-up", "CPU s",
                         "load", "busy others", "same bytes as row 1"], rows)])
 
