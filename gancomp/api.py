@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import container as ct
+from . import progress as _progress
 from .codecs import codec_by_id, get_codec
 from .codecs.base import Codec
 from .errors import FormatError, InputError, ModelError
@@ -84,18 +85,25 @@ def validate_array(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _encode_once(codec: Codec, arr: np.ndarray, quality: float | None, icc: bytes | None,
-                 exif: bytes | None, bit_depth: int, options: dict) -> tuple[bytes, list[str]]:
-    if codec.lossless and bit_depth > 8:  # the 8-bit reduction would make "lossless" a lie
-        raise InputError(f"codec {codec.name!r} codes 8-bit samples only; this is a "
-                         f"{bit_depth}-bit image (convert it to 8 bits first)")
+def _coded_color(codec: Codec, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The colour planes the codec codes (gray widened for RGB-only codecs) and the alpha."""
     color, alpha = _split_alpha(arr)
     if color.shape[2] not in codec.channels:
         if color.shape[2] == 1 and 3 in codec.channels:
             color = np.repeat(color, 3, axis=2)
         else:
             raise InputError(f"codec {codec.name!r} cannot code {color.shape[2]}-channel images")
-    enc = codec.encode(np.ascontiguousarray(color), quality, **options)
+    return np.ascontiguousarray(color), alpha
+
+
+def _encode_once(codec: Codec, arr: np.ndarray, quality: float | None, icc: bytes | None,
+                 exif: bytes | None, bit_depth: int, options: dict,
+                 trial: Callable[[float | None], Any] | None = None) -> tuple[bytes, list[str]]:
+    if codec.lossless and bit_depth > 8:  # the 8-bit reduction would make "lossless" a lie
+        raise InputError(f"codec {codec.name!r} codes 8-bit samples only; this is a "
+                         f"{bit_depth}-bit image (convert it to 8 bits first)")
+    color, alpha = _coded_color(codec, arr)
+    enc = trial(quality) if trial is not None else codec.encode(color, quality, **options)
     sections: dict[int, bytes] = {}
     if alpha is not None:
         sections[ct.SEC_ALPHA] = _alpha_png(alpha)
@@ -133,7 +141,17 @@ def encode_array_ex(arr: np.ndarray, codec: str = "default", quality: float | No
                     icc: bytes | None = None, exif: bytes | None = None, bit_depth: int = 8,
                     progress: Callable[[int, int], None] | None = None,
                     **options: Any) -> EncodeResult:
-    """Like :func:`encode_array`, also returning the chosen quality and notes."""
+    """Like :func:`encode_array`, also returning the chosen quality and notes.
+
+    ``progress(done, total)`` hears the --target-bpp/--target-psnr trials; for every kind of
+    progress (tiles, rows, trials) use :func:`gancomp.progress.listen`."""
+    with _progress.listen(_progress.adapt(progress, "trials")):
+        return _encode_array_ex(arr, codec, quality, target_bpp, target_psnr, icc, exif,
+                                bit_depth, options)
+
+
+def _encode_array_ex(arr, codec, quality, target_bpp, target_psnr, icc, exif, bit_depth,
+                     options) -> EncodeResult:
     arr = validate_array(arr)
     c = get_codec(codec)
     options = {k: v for k, v in options.items() if v is not None}
@@ -149,19 +167,22 @@ def encode_array_ex(arr: np.ndarray, codec: str = "default", quality: float | No
         raise InputError(f"--target-bpp must be in (0, 64), got {target_bpp}")
     if target_psnr is not None and not (0 < target_psnr < 100):
         raise InputError(f"--target-psnr must be in (0, 100) dB, got {target_psnr}")
-    return _search(c, arr, target_bpp, target_psnr, icc, exif, bit_depth, options, progress)
+    return _search(c, arr, target_bpp, target_psnr, icc, exif, bit_depth, options)
 
 
 def _search(c: Codec, arr: np.ndarray, target_bpp: float | None, target_psnr: float | None,
-            icc, exif, bit_depth, options, progress, steps: int = 9) -> EncodeResult:
+            icc, exif, bit_depth, options, steps: int = 9) -> EncodeResult:
     """Bisection over quality (rate and quality rise with it): the highest quality whose
     file fits the bpp target, or the lowest quality that reaches the PSNR target."""
     lo, hi = c.quality_range()
     pixels = arr.shape[0] * arr.shape[1]
     best: tuple[bytes, float, list[str]] | None = None
+    # Codecs with a trial encoder reuse their analysis (e.g. a transform) across trials.
+    maker = getattr(c, "trial_encoder", None)
+    trial = maker(_coded_color(c, arr)[0], **options) if maker is not None else None
 
     def ok(q: float) -> tuple[bool, bytes, list[str]]:
-        data, notes = _encode_once(c, arr, q, icc, exif, bit_depth, options)
+        data, notes = _encode_once(c, arr, q, icc, exif, bit_depth, options, trial)
         if target_bpp is not None:
             return len(data) * 8 / pixels <= target_bpp, data, notes
         rec = decode(data).pixels
@@ -181,8 +202,7 @@ def _search(c: Codec, arr: np.ndarray, target_bpp: float | None, target_psnr: fl
                 best, a = (data, mid, notes), mid
             else:
                 b = mid
-            if progress:
-                progress(i + 1, steps)
+            _progress.update(i + 1, steps, "trials")
     else:
         good, data, notes = ok(hi)
         if not good:
@@ -196,10 +216,15 @@ def _search(c: Codec, arr: np.ndarray, target_bpp: float | None, target_psnr: fl
                 best, b = (data, mid, notes), mid
             else:
                 a = mid
-            if progress:
-                progress(i + 1, steps)
+            _progress.update(i + 1, steps, "trials")
     data, q, notes = best
     return EncodeResult(data, q, notes + [f"search chose quality {q:.2f}"])
+
+
+def check_encode_options(codec: str = "default", **options: Any) -> dict[str, Any]:
+    """Validate options for ``codec`` against its declarations without encoding anything
+    (the CLI calls this before reading the image); returns the typed values."""
+    return get_codec(codec).encode_opts({k: v for k, v in options.items() if v is not None})
 
 
 def read_header(data: bytes) -> ct.Container:

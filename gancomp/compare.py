@@ -82,6 +82,8 @@ class Runner:
     native_name: str = "quality"
     integer_quality: bool = False
     requested: str = ""             # the name the user typed (e.g. "default", "jxl")
+    spec: tuple[str, dict[str, Any]] | None = None   # (name, options) to rebuild it elsewhere
+    fingerprint: str = ""           # changes when the codec's output may change (caching)
 
 
 def _gancomp_runner(name: str, options: dict[str, Any]) -> Runner:
@@ -99,7 +101,40 @@ def _gancomp_runner(name: str, options: dict[str, Any]) -> Runner:
         return api.decode_array(data)
 
     sweep: list[float | None] = [None] if codec.lossless else list(codec.sweep_qualities())
-    return Runner(label, "gancomp", desc, enc, dec, sweep, codec.quality_range(), codec.lossless)
+    return Runner(label, "gancomp", desc, enc, dec, sweep, codec.quality_range(), codec.lossless,
+                  fingerprint=_source_fingerprint() + repr(sorted(options.items())))
+
+
+_NOT_CODEC_SOURCE = {"benchmarks", "cli", "compare.py", "report.py", "rdplot.py", "bdrate.py",
+                     "anchors.py", "train"}
+
+
+def _source_fingerprint() -> str:
+    """SHA-256 over gancomp's own source and data files (cached rows of gancomp codecs are
+    reused only while none of them changed)."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*")):
+        rel = f.relative_to(root).parts
+        if f.is_file() and f.suffix in (".py", ".safetensors", ".json", ".png") and \
+                "__pycache__" not in rel and rel[0] not in _NOT_CODEC_SOURCE and \
+                rel != ("codecs", "__init__.py"):   # only names the default codec
+            h.update(str(f.relative_to(root)).encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _library_fingerprint() -> str:
+    from importlib import metadata
+
+    out = []
+    for pkg in ("pillow", "imagecodecs", "pillow-heif"):
+        try:
+            out.append(f"{pkg}={metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{pkg}=none")
+    return ",".join(out)
 
 
 def _classical_runner(name: str) -> Runner:
@@ -111,7 +146,8 @@ def _classical_runner(name: str) -> Runner:
         return c.encode(img, c.sweep[len(c.sweep) // 2] if q is None else q)
 
     return Runner(c.name, "classical", c.description, enc, c.decode, list(c.sweep), c.qrange,
-                  native=c.native, native_name=c.native_name, integer_quality=c.integer_quality)
+                  native=c.native, native_name=c.native_name, integer_quality=c.integer_quality,
+                  fingerprint=_library_fingerprint())
 
 
 def resolve_codecs(names: Iterable[str], options: dict[str, Any] | None = None) -> list[Runner]:
@@ -137,6 +173,7 @@ def resolve_codecs(names: Iterable[str], options: dict[str, Any] | None = None) 
             raise InputError(f"unknown codec {n!r}; gancomp codecs: {', '.join(gancomp_names)}; "
                              f"classical: {', '.join(baselines.names())}")
         r.requested = n
+        r.spec = (n, {} if key in baselines.CLASSICAL else dict(options))
         if r.name not in seen:
             seen.add(r.name)
             runners.append(r)
@@ -264,8 +301,18 @@ def find_quality_for_bpp(runner: Runner, img: np.ndarray, target: float,
 
 def run(images: Sequence[Path], runners: Sequence[Runner], *, qualities: list[float] | None = None,
         per_codec: dict[str, list[float]] | None = None, target_bpp: float | None = None,
-        progress: bool = True, log: Callable[[str], None] | None = None) -> Result:
-    """Measure every codec on every image, at each sweep quality or at ``target_bpp``."""
+        progress: bool = True, log: Callable[[str], None] | None = None,
+        keep: dict[tuple[str, str, int], bytes] | None = None, workers: int = 1,
+        cache: str | Path | None = None) -> Result:
+    """Measure every codec on every image, at each sweep quality or at ``target_bpp``.
+
+    Each decoded image is scored once, against reference statistics computed once per image
+    (:class:`gancomp.metrics.Scorer`). ``keep``, when given, receives the bytes of every
+    measured file keyed by (codec, image name, point), for the HTML report. ``workers`` > 1
+    measures images in that many processes (one torch thread each); rows come back in the
+    same order either way. ``cache``: a JSON-lines file of measured rows; rows whose codec
+    fingerprint, image and quality match are reused and new ones appended as they are
+    measured (resumable runs; not used with ``target_bpp``)."""
     alias = {r.requested: r.name for r in runners if r.requested}
     per_codec = {alias.get(k, k): v for k, v in (per_codec or {}).items()}
     unknown = set(per_codec) - {r.name for r in runners}
@@ -284,35 +331,160 @@ def run(images: Sequence[Path], runners: Sequence[Runner], *, qualities: list[fl
             if bad:
                 raise InputError(f"{r.name}: quality {bad[0]:g} outside {lo:g}..{hi:g}")
             plan[r.name] = list(qs)
-    total = sum(len(plan[r.name]) for r in runners) * len(images)
+    per_image = sum(len(plan[r.name]) for r in runners)
+    total = per_image * len(images)
     rows: list[Row] = []
     notes: list[str] = []
-    with _progress(progress, total) as tick:
-        for i, path in enumerate(images):
-            if progress and log and not _isatty():
-                log(f"image {i + 1}/{len(images)}: {path.name}")  # a trace for logs
-            img = load_rgb(path)
-            h, w, _ = img.shape
-            for r in runners:
-                for k, q in enumerate(plan[r.name]):
-                    tick(f"{r.name} {path.name}")
-                    missed = False
-                    if target_bpp is not None and not r.lossless:
-                        q, missed = find_quality_for_bpp(r, img, target_bpp)
-                        if missed:
-                            notes.append(f"{r.name} cannot reach {target_bpp} bpp on {path.name}")
-                            if log:
-                                log(notes[-1])
-                    data, rec, te, td = _measure(r, img, q)
-                    b = metrics.bpp(len(data), w, h)
-                    rows.append(Row(
-                        r.name, path.name, k, q,
-                        r.native(q) if (r.native and q is not None) else q,
-                        w, h, len(data), b, metrics.mse(img, rec), metrics.psnr(img, rec),
-                        metrics.ssim(img, rec), metrics.ms_ssim(img, rec),
-                        metrics.compression_ratio(b), te, td, target_bpp, missed))
+    want_bytes = keep is not None
+    cache_rows = _RowCache(cache if target_bpp is None and not want_bytes else None)
+    with cache_rows, _progress(progress, total) as tick:
+        if workers > 1 and len(images) > 1 and all(r.spec for r in runners):
+            def done(name: str) -> None:
+                tick(f"done {name}", per_image)
+                if progress and log and not _isatty():
+                    log(f"image done: {name}")
+
+            results = _run_parallel(images, runners, plan, target_bpp, want_bytes, workers, done,
+                                    cache_rows)
+        else:
+            results = []
+            for i, path in enumerate(images):
+                if progress and log and not _isatty():
+                    log(f"image {i + 1}/{len(images)}: {path.name}")  # a trace for logs
+                results.append(measure_image(path, runners, plan, target_bpp, want_bytes,
+                                             lambda d: tick(d), cache_rows))
+        for r_rows, r_notes, r_kept in results:
+            rows += r_rows
+            notes += r_notes
+            if keep is not None:
+                keep.update(r_kept)
+    if log:
+        for n in notes:
+            log(n)
     codecs = [{"name": r.name, "kind": r.kind, "description": r.description} for r in runners]
     return Result(rows, aggregate(rows), codecs, [p.name for p in images], target_bpp, notes)
+
+
+Measured = tuple[list[Row], list[str], dict[tuple[str, str, int], bytes]]
+
+
+def measure_image(path: Path, runners: Sequence[Runner], plan: dict[str, list[float | None]],
+                  target_bpp: float | None, want_bytes: bool = False,
+                  tick: Callable[[str], None] | None = None,
+                  cache: "_RowCache | None" = None) -> Measured:
+    """All points of all codecs on one image: rows, notes and (optionally) the file bytes.
+    Points found in ``cache`` are reused; new ones are added to it."""
+    img = load_rgb(path)
+    h, w, _ = img.shape
+    scorer = metrics.Scorer(img)
+    rows: list[Row] = []
+    notes: list[str] = []
+    kept: dict[tuple[str, str, int], bytes] = {}
+    for r in runners:
+        for k, q in enumerate(plan[r.name]):
+            if tick:
+                tick(f"{r.name} {path.name}")
+            key = json.dumps([r.name, r.fingerprint, path.name, q])
+            if cache is not None and key in cache:
+                rows.append(Row(**dict(cache[key], point=k)))
+                continue
+            missed = False
+            if target_bpp is not None and not r.lossless:
+                q, missed = find_quality_for_bpp(r, img, target_bpp)
+                if missed:
+                    notes.append(f"{r.name} cannot reach {target_bpp} bpp on {path.name}")
+            data, rec, te, td = _measure(r, img, q)
+            b = metrics.bpp(len(data), w, h)
+            sc = scorer.scores(rec)
+            rows.append(Row(
+                r.name, path.name, k, q, r.native(q) if (r.native and q is not None) else q,
+                w, h, len(data), b, sc["mse"], sc["psnr"], sc["ssim"], sc["ms_ssim"],
+                metrics.compression_ratio(b), te, td, target_bpp, missed))
+            if cache is not None:
+                cache.add(key, rows[-1])
+            if want_bytes:
+                kept[(r.name, path.name, k)] = data
+    return rows, notes, kept
+
+
+def _image_task(path: Path, specs: list[tuple[str, dict[str, Any]]],
+                plan: dict[str, list[float | None]], target_bpp: float | None,
+                want_bytes: bool, cached: dict[str, dict]) -> tuple[Measured, dict[str, dict]]:
+    runners = [resolve_codecs([n], o)[0] for n, o in specs]
+    cache = _RowCache(None, cached)
+    return measure_image(path, runners, plan, target_bpp, want_bytes, None, cache), cache.new
+
+
+def _run_parallel(images: Sequence[Path], runners: Sequence[Runner],
+                  plan: dict[str, list[float | None]], target_bpp: float | None,
+                  want_bytes: bool, workers: int, done: Callable[[str], None],
+                  cache: "_RowCache") -> list[Measured]:
+    """One image per task on a spawned process pool (one torch thread per process)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from .batch import _stop_pool, init_worker
+
+    specs = [r.spec for r in runners]
+    pool = ProcessPoolExecutor(min(workers, len(images)), mp_context=mp.get_context("spawn"),
+                               initializer=init_worker)
+    try:
+        futs = {pool.submit(_image_task, p, specs, plan, target_bpp, want_bytes,
+                            cache.for_image(p.name)): i
+                for i, p in enumerate(images)}
+        out: list[Measured | None] = [None] * len(images)
+        for f in as_completed(futs):
+            i = futs[f]
+            out[i], new = f.result()
+            for key, row in new.items():
+                cache.add(key, Row(**row))
+            done(images[i].name)
+        return [o for o in out if o is not None]
+    finally:
+        _stop_pool(pool)
+
+
+class _RowCache:
+    """Measured rows by key ([codec, fingerprint, image, quality] as JSON), read from and
+    appended to a JSON-lines file when ``path`` is given (a line cut short is skipped)."""
+
+    def __init__(self, path: str | Path | None, rows: dict[str, dict] | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.rows: dict[str, dict] = dict(rows or {})
+        self.new: dict[str, dict] = {}
+        self._f = None
+        if self.path is not None and self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    d = json.loads(line)
+                    self.rows[d.pop("key")] = d
+                except (ValueError, KeyError):
+                    continue
+
+    def __enter__(self) -> "_RowCache":
+        if self.path is not None:
+            self._f = open(self.path, "a", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._f is not None:
+            self._f.close()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.rows
+
+    def __getitem__(self, key: str) -> dict:
+        return self.rows[key]
+
+    def for_image(self, name: str) -> dict[str, dict]:
+        return {k: v for k, v in self.rows.items() if json.loads(k)[2] == name}
+
+    def add(self, key: str, row: Row) -> None:
+        d = asdict(row)
+        self.rows[key] = self.new[key] = d
+        if self._f is not None:
+            self._f.write(json.dumps(dict(d, key=key)) + "\n")
+            self._f.flush()
 
 
 def _isatty() -> bool:
@@ -331,9 +503,9 @@ class _progress:
         self.total = total
         self._bar = None
 
-    def __enter__(self) -> Callable[[str], None]:
+    def __enter__(self) -> Callable[[str, int], None]:
         if not self.enabled:
-            return lambda _desc: None
+            return lambda _desc, _n=0: None
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -341,12 +513,15 @@ class _progress:
                              TimeRemainingColumn(), console=Console(stderr=True), transient=True)
         self._bar.start()
         task = self._bar.add_task("compare", total=self.total)
-        first = [True]
+        pending = [0]
 
-        def tick(desc: str) -> None:
-            if not first[0]:
-                self._bar.advance(task)
-            first[0] = False
+        def tick(desc: str, n: int = 0) -> None:
+            """A step starts (n=0: the previous one is done) or n steps are done."""
+            if n == 0:
+                self._bar.advance(task, pending[0])
+                pending[0] = 1
+            else:
+                self._bar.advance(task, n)
             self._bar.update(task, description=desc)
 
         return tick

@@ -144,7 +144,8 @@ def encode_indexed(values: np.ndarray, indexes: np.ndarray, freqs: np.ndarray,
                    offsets: np.ndarray) -> bytes:
     """Code integer ``values``; value i uses table row ``indexes[i]``.
 
-    ``freqs``: (T, K) positive integer frequencies; the last column is the escape bin.
+    ``freqs``: (T, K) non-negative integer frequencies; the last column is the escape bin
+    (positive). Values outside a row's range or on a zero-frequency column are escaped.
     ``offsets``: (T,) integer value of column 0 of each row. Symbols grouped by row so each
     group is coded with one model (fast and order-deterministic on both sides).
     """
@@ -157,6 +158,10 @@ def encode_indexed(values: np.ndarray, indexes: np.ndarray, freqs: np.ndarray,
     probs = _freqs_to_probs(freqs)
     sym = values - np.asarray(offsets, dtype=np.int64)[indexes]
     esc_mask = (sym < 0) | (sym >= K - 1)
+    # Zero-frequency columns inside a row (rows narrower than the table) are escaped too:
+    # the coder would give them only its minimum probability (~24 bits each). The decoder
+    # needs no change (it reads whatever symbol comes), so older streams decode as before.
+    esc_mask |= np.asarray(freqs)[indexes, np.where(esc_mask, 0, sym)] <= 0
     escapes = values[_group_order(indexes)][esc_mask[_group_order(indexes)]]
     sym = np.where(esc_mask, K - 1, sym).astype(np.int32)
     enc = constriction.stream.queue.RangeEncoder()

@@ -1,4 +1,9 @@
-"""The error types gancomp raises; the CLI turns each into one line on stderr."""
+"""The error types gancomp raises; the CLI turns each into one line on stderr.
+
+Exit codes (documented in docs/guide.md and ``gancomp --help``): 1 unexpected failure,
+2 bad input or options, 3 corrupt or unsupported .gcz, 4 model missing or mismatching,
+5 output cannot be written, 130 interrupted, 141 broken pipe.
+"""
 
 
 class GanCompError(Exception):
@@ -23,3 +28,9 @@ class InputError(GanCompError):
     """An input image or option is unusable (missing file, unreadable image, absurd value)."""
 
     exit_code = 2
+
+
+class OutputError(GanCompError):
+    """An output cannot be written (permission, read-only file system, disk full, ...)."""
+
+    exit_code = 5

@@ -5,12 +5,21 @@ Policy: every image becomes an (H, W, C) uint8 array with C in {1 gray, 2 gray+a
 3 RGB, 4 RGBA}. Palette images expand to RGB(A); CMYK/YCbCr/LAB convert to RGB; EXIF
 orientation is applied (so the EXIF kept has orientation 1). 16-bit and float inputs are
 reduced to 8 bits (rounded) with a note: gancomp codes 8-bit samples.
+
+Outputs (:func:`check_output` before the work, :func:`write_output` after it): regular files
+are written to a temporary file in the same folder and renamed over the target (so a failed
+run leaves nothing behind; an existing file keeps its mode and, where permitted, its owner);
+symbolic links are followed and their target is written; devices, FIFOs and other
+non-regular files (``/dev/null``, a named pipe) are written directly, never replaced. Every
+write failure is an :class:`~gancomp.errors.OutputError` (one line, exit code 5).
 """
 
 from __future__ import annotations
 
 import io
+import errno
 import os
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -18,12 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, OutputError
 
 MAX_INPUT_PIXELS = 1 << 28
 READ_FORMATS = "PNG, JPEG, WebP, TIFF, BMP, PPM/PGM/PBM, GIF (first frame), AVIF/HEIC"
 WRITE_FORMATS = {"png": "PNG", "tiff": "TIFF", "tif": "TIFF", "bmp": "BMP", "ppm": "PPM",
-                 "pgm": "PPM", "pnm": "PPM", "webp": "WEBP"}
+                 "pgm": "PPM", "pnm": "PPM", "webp": "WEBP", "jpg": "JPEG", "jpeg": "JPEG"}
+# Suffixes of image files (what `encode` reads); `encode` refuses to name a .gcz like this.
+IMAGE_SUFFIXES = set(WRITE_FORMATS) | {"pbm", "gif", "avif", "heic", "heif", "jxl", "jp2"}
+DEFAULT_JPEG_QUALITY = 95
 
 
 @dataclass
@@ -40,6 +52,9 @@ class LoadedImage:
 def read_input_bytes(path: str) -> bytes:
     """Read a whole file, or stdin for '-'."""
     if path == "-":
+        if sys.stdin.isatty():
+            raise InputError("refusing to read image data from a terminal; pipe a file in or "
+                             "give a file name")
         return sys.stdin.buffer.read()
     p = Path(path)
     if not p.exists():
@@ -73,6 +88,7 @@ def decode_image_bytes(data: bytes, name: str = "input") -> LoadedImage:
     Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
     try:
         img = Image.open(io.BytesIO(data))
+        wide = _wide_samples(img)
         img.load()
     except UnidentifiedImageError:
         raise InputError(f"{name}: not a recognised image (reads {READ_FORMATS})") from None
@@ -97,7 +113,24 @@ def decode_image_bytes(data: bytes, name: str = "input") -> LoadedImage:
     except Exception:  # noqa: BLE001
         exif = None
     pixels, depth = _to_array(img, notes)
+    if wide and depth == 8:  # Pillow opens 16-bit RGB(A) as 8-bit RGB(A), keeping high bytes
+        depth = 16
+        notes.append("16-bit samples reduced to 8 bits (gancomp codes 8-bit images)")
     return LoadedImage(pixels, icc, exif, depth, notes)
+
+
+def _wide_samples(img) -> bool:
+    """True when the file stores more than 8 bits per sample but Pillow presents an 8-bit
+    mode (16-bit RGB/RGBA PNG and TIFF open as "RGB"/"RGBA", silently reduced)."""
+    if img.mode not in ("RGB", "RGBA", "L", "LA", "P", "PA"):
+        return False  # I;16 / I / F are detected from the mode itself
+    for tile in getattr(img, "tile", None) or []:
+        args = tile[3] if len(tile) > 3 else None
+        raw = args if isinstance(args, str) else (args[0] if isinstance(args, tuple) and args
+                                                  and isinstance(args[0], str) else "")
+        if ";16" in raw or ";32" in raw:
+            return True
+    return False
 
 
 def _to_array(img, notes: list[str]) -> tuple[np.ndarray, int]:
@@ -142,8 +175,9 @@ def load_image(path: str) -> LoadedImage:
 
 
 def encode_image_bytes(pixels: np.ndarray, fmt: str = "png", icc: bytes | None = None,
-                       exif: bytes | None = None) -> bytes:
-    """Encode an (H, W, C) uint8 array as an image file (PNG by default)."""
+                       exif: bytes | None = None, jpeg_quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
+    """Encode an (H, W, C) uint8 array as an image file (PNG by default; WebP is lossless,
+    JPEG uses ``jpeg_quality``)."""
     from PIL import Image
 
     fmt = fmt.lower()
@@ -155,26 +189,52 @@ def encode_image_bytes(pixels: np.ndarray, fmt: str = "png", icc: bytes | None =
     pil_fmt = WRITE_FORMATS[fmt]
     mode = "L" if arr.ndim == 2 else {2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]]
     img = Image.fromarray(arr, mode=mode)
-    if pil_fmt in ("PPM", "BMP") and mode == "LA":
+    if pil_fmt in ("PPM", "BMP", "JPEG") and mode in ("LA", "RGBA") and \
+            not (pil_fmt == "BMP" and mode == "RGBA"):
         raise InputError(f"{fmt} cannot hold an alpha channel; write PNG, TIFF or WebP")
-    if pil_fmt == "PPM" and mode == "RGBA":
-        raise InputError("PPM cannot hold an alpha channel; write PNG, TIFF or WebP")
     kw: dict = {}
-    if icc and pil_fmt in ("PNG", "TIFF", "WEBP"):
+    if icc and pil_fmt in ("PNG", "TIFF", "WEBP", "JPEG"):
         kw["icc_profile"] = icc
-    if exif and pil_fmt in ("PNG", "TIFF", "WEBP"):
+    if exif and pil_fmt in ("PNG", "TIFF", "WEBP", "JPEG"):
         kw["exif"] = exif
     if pil_fmt == "WEBP":
         kw["lossless"] = True
+    if pil_fmt == "JPEG":
+        if not 1 <= int(jpeg_quality) <= 100:
+            raise InputError(f"JPEG quality must be in 1..100, got {jpeg_quality}")
+        kw["quality"] = int(jpeg_quality)
     buf = io.BytesIO()
     img.save(buf, format=pil_fmt, **kw)
     return buf.getvalue()
 
 
+def suffix(path: str) -> str:
+    """The lower-case suffix of a file name, without the dot."""
+    return Path(path).suffix.lower().lstrip(".")
+
+
 def format_from_path(path: str, default: str = "png") -> str:
-    """The output format implied by a file name's extension."""
-    ext = Path(path).suffix.lower().lstrip(".")
+    """The output format implied by a file name's extension (``default`` when unknown)."""
+    ext = suffix(path)
     return ext if ext in WRITE_FORMATS else default
+
+
+def output_format(path: str, fmt: str | None = None) -> str:
+    """The image format to write to ``path``: ``fmt`` when given, else the suffix's format;
+    PNG on stdout, for a name without suffix and for devices/pipes. InputError (one line)
+    for an unknown suffix, instead of silently writing PNG bytes under another name."""
+    if fmt:
+        if fmt.lower() not in WRITE_FORMATS:
+            raise InputError(f"cannot write format {fmt!r}; choose one of "
+                             f"{', '.join(sorted(WRITE_FORMATS))}")
+        return fmt.lower()
+    ext = suffix(path)
+    if path == "-" or not ext or is_special(path):
+        return "png"
+    if ext not in WRITE_FORMATS:
+        raise InputError(f"{path}: unknown image suffix .{ext}; name it .png, .jpg, .webp, .tif, "
+                         f".bmp or .ppm, or give --format")
+    return ext
 
 
 def file_mode() -> int:
@@ -184,35 +244,122 @@ def file_mode() -> int:
     return 0o666 & ~mask
 
 
-def write_output(path: str, data: bytes, force: bool = False, protect: str | None = None) -> None:
-    """Write bytes to ``path`` atomically (temp file + rename), or to stdout for '-'.
+def is_special(path: str) -> bool:
+    """True for an existing non-regular, non-directory file (device, FIFO, socket), links
+    followed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode)
 
-    Refuses to overwrite an existing file unless ``force``, and never writes over the file
-    named ``protect`` (the input).
-    """
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+
+
+def check_output(path: str, force: bool = False, protect: str | None = None,
+                 binary: bool = True) -> None:
+    """Everything about an output that can be checked before the work: stdout is not a
+    terminal (for binary data), the folder exists and is writable, the target is not a
+    folder nor the input, and an existing regular file is replaced only with ``force``.
+    Devices and FIFOs (``/dev/null``) are written through and need no ``force``."""
     if path == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        if binary and sys.stdout.isatty():
+            raise InputError("refusing to write binary data to a terminal; redirect standard "
+                             "output or give a file name")
         return
-    p = Path(path)
-    if protect and protect != "-" and p.exists() and Path(protect).exists() \
-            and os.path.samefile(p, protect):
-        raise InputError(f"{path}: output would overwrite the input")
-    if p.exists() and not force:
-        raise InputError(f"{path}: exists (use --force to overwrite)")
-    if p.is_dir():
+    if protect and protect != "-":
+        try:
+            if os.path.samefile(path, protect):
+                raise InputError(f"{path}: output would overwrite the input")
+        except OSError:
+            pass
+    if os.path.isdir(path):
         raise InputError(f"{path}: is a directory")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{path}: folder does not exist ({parent})")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
-    os.fchmod(fd, file_mode())  # mkstemp makes 0600 files; outputs get the usual mode
+    if is_special(path):  # os.stat follows links, also /dev/stdout's /proc magic link
+        if not os.access(path, os.W_OK):
+            raise OutputError(f"{path}: cannot write (permission denied)")
+        return
+    real = os.path.realpath(path)
+    if os.path.exists(real) and not force:
+        raise InputError(f"{path}: exists (use --force to overwrite)")
+    parent = os.path.dirname(real) or "."
+    if not os.path.isdir(parent):
+        raise InputError(f"{path}: folder does not exist ({os.path.dirname(path) or parent})")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        why = "read-only file system" if _read_only(parent) else "permission denied"
+        raise OutputError(f"{path}: cannot write in {os.path.dirname(path) or '.'} ({why})")
+
+
+def _read_only(folder: str) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
+
+
+def _discard_stdout() -> None:
+    """After a failed write to stdout, drop what Python still buffers, so the interpreter's
+    own flush at exit does not fail a second time with a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def write_output(path: str, data: bytes, force: bool = False, protect: str | None = None,
+                 binary: bool = True) -> None:
+    """Write bytes to ``path`` (stdout for '-'): see the module docstring for how regular
+    files, links and special files are treated. Runs :func:`check_output` again (the world
+    may have changed during the work); write failures raise OutputError."""
+    check_output(path, force, protect, binary)
+    if path == "-":
+        try:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            _discard_stdout()
+            raise
+        except OSError as exc:
+            _discard_stdout()
+            raise OutputError(f"standard output: cannot write ({_why(exc)})") from None
+        return
+    try:
+        if is_special(path):
+            with open(path, "wb", buffering=0) as f:
+                view = memoryview(data)
+                while view:
+                    view = view[f.write(view):]
+            return
+        _replace_regular(os.path.realpath(path), data)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({_why(exc)})") from None
+
+
+def _replace_regular(real: str, data: bytes) -> None:
+    """Temp file + fsync + rename, keeping an existing file's mode (and owner when allowed)."""
+    parent = os.path.dirname(real) or "."
+    try:
+        old = os.stat(real)
+    except FileNotFoundError:
+        old = None
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(real)}.", suffix=".tmp", dir=parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            # mkstemp makes 0600 files: new outputs get the usual mode, replaced ones keep theirs
+            os.fchmod(f.fileno(), stat.S_IMODE(old.st_mode) if old else file_mode())
+            if old is not None and (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                try:
+                    os.fchown(f.fileno(), old.st_uid, old.st_gid)
+                except OSError:
+                    pass
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, p)
+        os.replace(tmp, real)
     except BaseException:
         try:
             os.unlink(tmp)

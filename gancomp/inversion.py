@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import progress
 from .errors import InputError
 from .nn.adam import Adam
 from .nn.faces import SIZE, Encoder, Generator, ssim_torch
@@ -333,6 +334,7 @@ def _invert(model: FaceModel, images: np.ndarray, *, loss: str = "combined", bit
         opt.zero_grad()
         per.sum().backward()
         opt.step()
+        progress.update(i + 1, steps, "steps")
     with torch.no_grad():
         q = quant(u)
         per = per_image_loss(synth(model, q, ganz), xt, loss) + prior * (q ** 2).mean(1)

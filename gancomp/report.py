@@ -33,7 +33,7 @@ def write_section(path: str | os.PathLike, key: str, markdown: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_output(str(path), text.encode("utf-8"), force=True)
+    write_output(str(path), text.encode("utf-8"), force=True, binary=False)
 
 
 def read_section(path: str | os.PathLike, key: str) -> str | None:

@@ -147,11 +147,13 @@ def load(model_id: str, expect_sha256: str = "") -> tuple[dict, ModelCard]:
 
 def save(arrays: dict, card: dict, folder: Path, name: str) -> Path:
     """Write ``name.safetensors`` and its card ``name.json`` (sha256 and file filled in)."""
+    import numpy as np
     from safetensors.numpy import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.safetensors"
-    save_file({k: v for k, v in arrays.items()}, str(path))
+    # safetensors.numpy writes a non-contiguous array's memory, not its values: copy first
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
     if path.stat().st_size > MAX_WEIGHTS_BYTES:
         path.unlink()
         raise ModelError(f"{name}: weights exceed {MAX_WEIGHTS_BYTES} bytes; store fp16 or shrink")

@@ -8,6 +8,7 @@ from PIL import Image
 import io
 
 from conftest import DATA, ROOT, run_cli
+from gancomp.codecs import DEFAULT_CODEC
 
 IMG = str(DATA / "chelsea_80x64.png")
 
@@ -35,7 +36,7 @@ def test_encode_decode_files(tmp_path):
     assert r.returncode == 0 and r.stderr == b"", r.stderr
     assert Image.open(png).size == (80, 64)
     info = json.loads(run_cli("info", "--json", str(gcz)).stdout)
-    assert info["codec"] == "wavelet" and info["width"] == 80
+    assert info["codec"] == DEFAULT_CODEC and info["width"] == 80
 
 
 def test_pipeline_stdin_stdout():

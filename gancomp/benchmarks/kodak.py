@@ -23,12 +23,16 @@ SECTION = "kodak"
 # Qualities that put each codec's Kodak average at roughly 0.1-1.5 bpp (found by pilot runs;
 # the native settings are in the table). Codecs not listed use their own sweep_qualities().
 BENCH_QUALITIES: dict[str, list[float]] = {
+    "wavelet2": [2, 12, 22, 32, 42, 52, 60],
     "wavelet": [12, 20, 28, 36, 44, 52, 60],
     "jpeg": [3, 5, 10, 20, 35, 55, 75],
     "webp": [0, 5, 15, 35, 55, 75, 85],
     "avif": [5, 12, 22, 35, 50, 62, 72],
     "heic": [5, 12, 20, 27, 34, 41, 48],
 }
+# --thin: five of the seven points (a faster run on a busy machine; still enough for BD fits)
+THIN_POINTS = {"wavelet2": (0, 1, 2, 4, 5), "webp": (0, 2, 3, 5, 6), "avif": (1, 2, 3, 4, 6)}
+THIN_DEFAULT = (0, 1, 3, 5, 6)
 NATIVE_SWEEPS = {"jpeg2000": (240, 120, 80, 48, 32, 24, 16),      # compression ratio
                  "jpegxl": (20.0, 12.0, 8.0, 5.0, 3.0, 2.0, 1.4)}  # butteraugli distance
 # Learned codecs that are not photo RD codecs (fixed-size domain models) stay out of the
@@ -96,7 +100,7 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
         write: bool = True, section: str = SECTION, codecs: Sequence[str] | None = None,
         anchors_csv: str | None = None,
         json_path: str | None = None, command: str | None = None, progress: bool = True,
-        echo=print) -> str:
+        echo=print, held_out: bool = False, cache: str | None = None, thin: bool = False) -> str:
     """Run the benchmark, print its tables and (unless ``write`` is False) write the section,
     the plots and optional JSON. Returns the section's markdown."""
     import time
@@ -109,7 +113,16 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
     from ..report import write_section
     from ..rdplot import plot
 
-    paths = cmp.image_paths([kodak_dir])
+    if held_out:  # the project's held-back training photos (never trained or tuned on)
+        from ..train.data import is_held_out
+
+        paths = sorted((p for p in Path(kodak_dir).rglob("*")
+                        if p.suffix.lower() in cmp.IMAGE_SUFFIXES and is_held_out(p)),
+                       key=lambda p: p.name)
+        if not paths:
+            raise InputError(f"{kodak_dir}: no held-back photos found")
+    else:
+        paths = cmp.image_paths([kodak_dir])
     if images is not None:
         if images < 1:
             raise InputError(f"--images must be at least 1, got {images}")
@@ -122,11 +135,15 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
         raise InputError("no codec left to benchmark")
     for c, why in plan.missing.items():
         echo(f"note: {c} skipped: {why}", file=sys.stderr)
+    if thin:
+        plan.qualities = {k: [v[i] for i in THIN_POINTS.get(k, THIN_DEFAULT) if i < len(v)]
+                          for k, v in plan.qualities.items()}
     runners = cmp.resolve_codecs(plan.codecs)
     t0 = time.time()
     result = cmp.run(paths, runners, per_codec={k: v for k, v in plan.qualities.items()
                                                 if k in {r.name for r in runners}},
-                     progress=progress, log=lambda m: echo(f"bench: {m}", file=sys.stderr))
+                     progress=progress, log=lambda m: echo(f"bench: {m}", file=sys.stderr),
+                     cache=cache)
     wall = time.time() - t0
     curves = cmp.curves(result.summaries)
     published: dict[str, cmp.Curve] = {}
@@ -154,7 +171,8 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
     stem = "bench_" + section.replace("-", "_").replace(".", "_")
     psnr_png, ms_png = out.parent / f"{stem}_psnr.png", out.parent / f"{stem}_msssim.png"
 
-    md = [f"## Kodak rate-distortion ({len(paths)} images)", "",
+    what = "Held-back training photos" if held_out else "Kodak"
+    md = [f"## {what} rate-distortion ({len(paths)} images)", "",
           f"Command: `{command}`", "",
           f"Machine: {cmp.machine()}.", "",
           f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; the run took "
@@ -162,7 +180,10 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
           "PSNR, SSIM and MS-SSIM on 8-bit RGB per image, averaged over images at each setting "
           "(CompressAI's convention); CR = 24 / bpp; times are medians over images of one "
           "encode and one decode in this process (single run, not warm-up corrected). "
-          "gancomp codecs are scored on the pixels decoded from the .gcz bytes they wrote.", ""]
+          "gancomp codecs are scored on the pixels decoded from the .gcz bytes they wrote."
+          + (" Rows come from the cache file when codec sources (gancomp codecs) or library "
+             "versions (classical codecs), image and setting match, so times may come from "
+             "earlier runs of this command." if cache else ""), ""]
     if plan.missing:
         md += ["Not run (library missing here): " +
                "; ".join(f"{c} ({why})" for c, why in plan.missing.items()) + ".", ""]
@@ -181,7 +202,7 @@ def run(kodak_dir: str, *, images: int | None = None, out: str | Path = "docs/BE
     text = "\n".join(md)
     echo(text)
     if write:
-        title = f"Kodak ({len(paths)} images)"
+        title = f"{what} ({len(paths)} images)"
         plot(allc, psnr_png, title=title, metrics=("psnr",), xlim=(0.0, 1.6))
         plot(allc, ms_png, title=title, metrics=("ms_ssim",), xlim=(0.0, 1.6))
         write_section(out, section, text)
@@ -211,6 +232,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--anchors", default=None, help="CompressAI results CSV (published curves)")
     p.add_argument("--json", default=None, help="also write all measurements as JSON")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--held-out", action="store_true",
+                   help="DIR is the training photo folder: run on its held-back photos "
+                        "(gancomp.train.data.is_held_out), section kodak-heldout")
+    p.add_argument("--thin", action="store_true",
+                   help="five RD points per codec instead of seven (faster)")
+    p.add_argument("--cache", default=None,
+                   help="JSON-lines file of measured rows: reused when codec, image and "
+                        "setting match, appended as measured (resumable runs)")
     a = p.parse_args(argv)
     if not a.dir:
         raise InputError("give the Kodak folder (or set GANCOMP_KODAK)")
@@ -219,10 +248,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(max(1, a.threads))
     if not a.section.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise InputError(f"bad --section key {a.section!r}")
-    run(a.dir, images=a.images, out=a.out, write=not a.no_write, section=a.section,
+    section = "kodak-heldout" if a.held_out and a.section == SECTION else a.section
+    run(a.dir, images=a.images, out=a.out, write=not a.no_write, section=section,
         codecs=a.codecs.split(",") if a.codecs else None, anchors_csv=a.anchors, json_path=a.json,
         command=shlex.join(["gancomp", "bench", *(argv if argv is not None else sys.argv[1:])]),
-        progress=True)
+        progress=True, held_out=a.held_out, cache=a.cache, thin=a.thin)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare": ("compare", "compare", "Compare codecs on images: RD table, BD-rates, plots."),
     "bench": ("bench", "bench", "Run a benchmark suite and write docs/BENCHMARKS.md."),
     "train": ("train", "train", "Train a learned codec from a config."),
+    "batch": ("batch", "batch", "Encode or decode whole folders on all cores or on Ray."),
 }
 
 
@@ -44,9 +45,22 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_CODES = """\b
+Exit codes:
+  0  success
+  1  unexpected failure (a bug: please report it)
+  2  bad input image or options (also: refusing a terminal as binary stdin/stdout)
+  3  corrupt or unsupported .gcz file
+  4  model missing or not the one the file needs
+  5  output cannot be written (permission, read-only file system, disk full)
+  130 interrupted; 141 broken pipe"""
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EXIT_CODES, invoke_without_command=True)
 @click.version_option(__version__, prog_name="gancomp")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """gancomp: learned and generative image compression (.gcz).
 
     \b
@@ -55,6 +69,8 @@ def cli() -> None:
       cat a.png | gancomp encode - - | gancomp decode - - > b.png
       gancomp compare kodim23.png --codecs default,jpeg,webp --plot rd.png
     """
+    if ctx.invoked_subcommand is None:  # bare `gancomp`: the help, not an error (exit 0)
+        click.echo(ctx.get_help())
 
 
 def main() -> None:

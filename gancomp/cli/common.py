@@ -12,7 +12,8 @@ from ..errors import InputError
 
 
 def parse_extra(pairs: tuple[str, ...]) -> dict:
-    """Turn repeated ``-x key=value`` into a dict with int/float/bool/str values."""
+    """Turn repeated ``-x key=value`` into a dict of strings; the codec's declared options
+    (:class:`gancomp.codecs.base.Option`) type and range-check them."""
     out: dict = {}
     for pair in pairs:
         if "=" not in pair:
@@ -21,21 +22,30 @@ def parse_extra(pairs: tuple[str, ...]) -> dict:
         key = key.strip().replace("-", "_")
         if not key.isidentifier():
             raise InputError(f"bad option name {key!r}")
-        low = value.lower()
-        if low in ("true", "yes", "on"):
-            out[key] = True
-        elif low in ("false", "no", "off"):
-            out[key] = False
-        else:
-            for conv in (int, float):
-                try:
-                    out[key] = conv(value)
-                    break
-                except ValueError:
-                    continue
-            else:
-                out[key] = value
+        out[key] = value.strip()
     return out
+
+
+def codec_options_help(width: int = 100) -> list[str]:
+    """One block per codec listing its declared options (``-x NAME=VALUE`` or the named
+    flag), generated from the declarations, for ``encode --help`` and ``codecs -v``."""
+    import textwrap
+
+    from ..codecs import available
+    from ..codecs.base import COMMON_OPTIONS
+
+    lines: list[str] = ["all codecs:"]
+    for o in COMMON_OPTIONS:
+        lines += textwrap.wrap(o.describe(), width, initial_indent="  ", subsequent_indent="      ")
+    for name, cls in available().items():
+        lines.append(f"{name}:")
+        for title, opts in (("encode", cls.encode_options), ("decode", cls.decode_options)):
+            for o in opts:
+                lines += textwrap.wrap(f"{o.describe()}" + (" [decode]" if title == "decode" else ""),
+                                       width, initial_indent="  ", subsequent_indent="      ")
+        if not cls.encode_options and not cls.decode_options:
+            lines.append("  (no options)")
+    return lines
 
 
 def note(msg: str, quiet: bool = False) -> None:
@@ -58,3 +68,13 @@ def spinner(text: str, enabled: bool) -> Iterator[None]:
 
 def describe_channels(c: int) -> str:
     return {1: "gray", 2: "gray+alpha", 3: "RGB", 4: "RGBA"}.get(c, f"{c}ch")
+
+
+class CodecOptionsCommand(click.Command):
+    """A command whose help ends with every codec's declared options (generated)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        with formatter.section("Codec options (-x NAME=VALUE, or the named flag)"):
+            for line in codec_options_help(max(40, (formatter.width or 80) - 4)):
+                formatter.write(" " * formatter.current_indent + line + "\n")

@@ -9,12 +9,14 @@ from .common import note
 BD_ANCHORS = "jpeg,webp"
 
 
-def print_table(title: str, header: list[str], rows: list[list[str]], markdown: bool) -> None:
-    """Print a table with rich (or as GitHub markdown) on stdout."""
+def print_table(title: str, header: list[str], rows: list[list[str]], markdown: bool,
+                err: bool = False) -> None:
+    """Print a table with rich (or as GitHub markdown) on stdout, or on stderr when ``err``
+    (standard output carries --json/--csv data)."""
     from ..compare import markdown_table
 
     if markdown:
-        click.echo(f"\n**{title}**\n\n" + markdown_table(header, rows))
+        click.echo(f"\n**{title}**\n\n" + markdown_table(header, rows), err=err)
         return
     from rich.console import Console
     from rich.table import Table
@@ -26,7 +28,8 @@ def print_table(title: str, header: list[str], rows: list[list[str]], markdown: 
         t.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
     for r in rows:
         t.add_row(*r)
-    Console(width=None if sys.stdout.isatty() else 200).print(t)
+    stream = sys.stderr if err else sys.stdout
+    Console(file=stream, width=None if stream.isatty() else 200).print(t)
 
 
 def codec_listing() -> list[tuple[str, str, str]]:
@@ -69,13 +72,17 @@ def codec_listing() -> list[tuple[str, str, str]]:
               help="Also write the results as section KEY of --report (docs/BENCHMARKS.md).")
 @click.option("--report", "report_path", default="docs/BENCHMARKS.md", show_default=True,
               metavar="FILE", help="Markdown file for --section.")
+@click.option("--html", "html_path", metavar="FILE.html",
+              help="Write a self-contained page: RD plots, tables, side-by-side viewer.")
+@click.option("-w", "--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Measure images in this many processes (one torch thread each).")
 @click.option("--list-codecs", is_flag=True, help="List the codecs compare can run and exit.")
 @click.option("--quiet", is_flag=True, help="No progress bar or notes.")
 def compare(images: tuple[str, ...], codecs: str, quality: tuple[str, ...], target_bpp: float | None,
             json_path: str | None, csv_path: str | None, markdown: bool, plot_path: str | None,
             anchors_path: str | None, anchor_methods: str | None, bd_anchors: str,
             device: str | None, threads: int | None, section: str | None, report_path: str,
-            list_codecs: bool, quiet: bool) -> None:
+            list_codecs: bool, quiet: bool, html_path: str | None = None, workers: int = 1) -> None:
     """Compare codecs on IMAGES (files or folders): a table in the layout of seed 000
     (scheme, MSE, SSIM, MS-SSIM, PSNR, bpp, CR, encode/decode seconds), BD-rates against
     JPEG and WebP, and optionally JSON, CSV and an RD plot.
@@ -106,10 +113,22 @@ def compare(images: tuple[str, ...], codecs: str, quality: tuple[str, ...], targ
         raise InputError("give either --quality or --target-bpp, not both")
     from pathlib import Path
 
+    if json_path == "-" and csv_path == "-":
+        raise InputError("--json - and --csv - cannot share standard output")
+    for opt, f in (("--plot", plot_path), ("--report", report_path if section else None)):
+        if f == "-":
+            raise InputError(f"{opt} needs a file name, not -")
+    from ..imageio import check_output
+
     for opt, f in (("--json", json_path), ("--csv", csv_path), ("--plot", plot_path),
+                   ("--html", html_path),
                    ("--report", report_path if section else None)):
-        if f and not Path(f).resolve().parent.is_dir():
-            raise InputError(f"{opt} {f}: folder does not exist")
+        if f:  # fail before the run, not after it
+            try:
+                check_output(f, force=True, binary=False)
+            except InputError as exc:
+                raise InputError(f"{opt} {exc}") from None
+    data_on_stdout = "-" in (json_path, csv_path)  # then tables go to stderr
     paths = cmp.image_paths(images)
     runners = cmp.resolve_codecs(codecs.split(","), {"device": device})
     common, per = cmp.parse_qualities(quality)
@@ -122,12 +141,13 @@ def compare(images: tuple[str, ...], codecs: str, quality: tuple[str, ...], targ
         import torch
 
         torch.set_num_threads(threads)
+    kept: dict | None = {} if html_path else None
     result = cmp.run(paths, runners, qualities=common, per_codec=per, target_bpp=target_bpp,
-                     progress=not quiet, log=None if quiet else note)
+                     progress=not quiet, log=None if quiet else note, keep=kept, workers=workers)
     native = {r.name: r.native_name for r in runners}
     what = f"target {target_bpp:g} bpp" if target_bpp is not None else "quality sweep"
     print_table(f"{len(paths)} image(s), {what}; mean over images, median seconds per image",
-                cmp.COLUMNS, cmp.table_rows(result.summaries, native), markdown)
+                cmp.COLUMNS, cmp.table_rows(result.summaries, native), markdown, data_on_stdout)
     curves = cmp.curves(result.summaries)
     extra = {}
     if target_bpp is None:
@@ -141,10 +161,11 @@ def compare(images: tuple[str, ...], codecs: str, quality: tuple[str, ...], targ
 
             hdr = ["codec"] + [f"vs {label(a) if a in anchor_curves else a}" for a in present]
             print_table("BD-rate, PSNR (negative = fewer bits for the same quality)", hdr,
-                        cmp.bd_rows(extra["bd_rate_psnr"], present), markdown)
+                        cmp.bd_rows(extra["bd_rate_psnr"], present), markdown, data_on_stdout)
             if any(v is not None for m in extra["bd_rate_ms_ssim"].values() for v in m.values()):
                 print_table("BD-rate, MS-SSIM (dB)", hdr,
-                            cmp.bd_rows(extra["bd_rate_ms_ssim"], present), markdown)
+                            cmp.bd_rows(extra["bd_rate_ms_ssim"], present), markdown,
+                            data_on_stdout)
         elif not quiet:
             note(f"no BD-rates: none of {bd_anchors} was compared")
     if json_path:
@@ -156,6 +177,15 @@ def compare(images: tuple[str, ...], codecs: str, quality: tuple[str, ...], targ
 
         plot(dict(curves, **anchor_curves), plot_path,
              title=f"{len(paths)} image(s): {', '.join(r.name for r in runners)}")
+    if html_path:
+        import shlex
+        import sys
+
+        from ..htmlreport import build
+
+        build(result, runners, paths, kept, html_path, command=shlex.join(["gancomp", *sys.argv[1:]]),
+              bd={"psnr": extra.get("bd_rate_psnr"), "ms_ssim": extra.get("bd_rate_ms_ssim")},
+              native_name=native, log=None if quiet else note)
     if section:
         import os
         import shlex

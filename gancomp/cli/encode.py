@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 import click
 
-from .common import describe_channels, note, parse_extra, spinner
+from .common import CodecOptionsCommand, describe_channels, note, parse_extra
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=CodecOptionsCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("input", metavar="INPUT")
 @click.argument("output", metavar="[OUTPUT]", required=False)
 @click.option("-c", "--codec", default="default", show_default=True,
@@ -33,6 +34,13 @@ from .common import describe_channels, note, parse_extra, spinner
               help="Entropy coder of the lossless codec (huffman: the seed's variant).")
 @click.option("--finetune", is_flag=True, default=False,
               help="lossless: fit the predictor's output layer to the image when it pays.")
+@click.option("--effort", type=int, default=None,
+              help="overfit: fitting effort 1 (fast) .. 9 (best, slowest).")
+@click.option("--seed", type=int, default=None, help="Random seed of codecs that fit at encode time.")
+@click.option("--keep-mask", default=None, metavar="MASK.png",
+              help="generative: PNG mask, white = code these regions at high fidelity.")
+@click.option("--keep", type=click.Choice(["auto"]), default=None,
+              help="generative: keep the blocks with the most edges (see -x keep_fraction=).")
 @click.option("-x", "--opt", "extra", multiple=True, metavar="KEY=VALUE",
               help="Codec-specific option (repeatable), e.g. -x loss=mse.")
 @click.option("--metadata", type=click.Choice(["none", "icc", "all"]), default="icc",
@@ -43,13 +51,16 @@ from .common import describe_channels, note, parse_extra, spinner
 def encode(input: str, output: str | None, codec: str, quality: float | None,
            target_bpp: float | None, target_psnr: float | None, ratio: float | None,
            colors: int | None, device: str | None, resize: bool, entropy: str | None,
-           finetune: bool, extra: tuple[str, ...], metadata: str,
+           finetune: bool, effort: int | None, seed: int | None, keep_mask: str | None,
+           keep: str | None, extra: tuple[str, ...],
+           metadata: str,
            force: bool, verbose: bool, quiet: bool) -> None:
     """Compress INPUT (PNG, JPEG, WebP, TIFF, BMP, PPM/PGM; '-' = stdin) to OUTPUT.
 
     OUTPUT defaults to INPUT with the suffix .gcz; '-' writes to stdout.
     """
-    from .. import api, imageio
+    from .. import api, imageio, progress
+    from ..errors import InputError
 
     if output is None:
         if input == "-":
@@ -57,17 +68,26 @@ def encode(input: str, output: str | None, codec: str, quality: float | None,
         else:
             output = str(Path(input).with_suffix(".gcz"))
     t0 = time.perf_counter()
+    # everything that can fail cheaply fails before the (possibly slow) encode
+    extra_opts = parse_extra(extra)
+    named = {"ratio": ratio, "colors": colors, "device": device, "resize": resize or None,
+             "entropy": entropy, "finetune": finetune or None, "effort": effort, "seed": seed,
+             "keep_mask": keep_mask, "keep": keep}  # named flags = declared options
+    both = [k for k, v in named.items() if v is not None and k in extra_opts]
+    if both:
+        raise InputError(f"give --{both[0]} or -x {both[0]}=…, not both")
+    options = dict(extra_opts, **{k: v for k, v in named.items() if v is not None})
+    api.check_encode_options(codec, **options)
+    imageio.check_output(output, force=force, protect=input)
+    if output != "-" and imageio.suffix(output) in imageio.IMAGE_SUFFIXES \
+            and not imageio.is_special(output):
+        raise InputError(f"{output}: encode writes a .gcz file, not .{imageio.suffix(output)} "
+                         f"(name it .gcz; `gancomp decode` writes images)")
     img = imageio.load_image(input)
-    options = dict(parse_extra(extra), ratio=ratio, colors=colors, device=device,
-                   resize=True if resize else None, entropy=entropy,
-                   finetune=True if finetune else None)
-    if output != "-":  # fail before the (possibly slow) encode, not after
-        out = Path(output)
-        if out.exists() and not force:
-            from ..errors import InputError
-
-            raise InputError(f"{output}: exists (use --force to overwrite)")
-    with spinner(f"encoding with {codec}…", not quiet):
+    fits = codec == "overfit"  # draws its own bar with ETA over the fitting iterations
+    if fits and not quiet and sys.stderr.isatty():
+        options["progress"] = True
+    with progress.bar(f"encoding with {codec}…", not quiet and not fits):
         res = api.encode_array_ex(
             img.pixels, codec, quality, target_bpp=target_bpp, target_psnr=target_psnr,
             icc=img.icc if metadata != "none" else None,

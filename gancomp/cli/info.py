@@ -35,17 +35,37 @@ def header_dict(path: str, data: bytes) -> dict:
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def info(files: tuple[str, ...], as_json: bool) -> None:
-    """Show the header of each .gcz FILE ('-' = stdin); the checksum is verified."""
+    """Show the header of each .gcz FILE ('-' = stdin); the checksum is verified.
+
+    Every file is reported; a bad one is one line on stderr, and the exit code is then that
+    of the first failure (3 for a corrupt file, 2 for a missing one). With --json, standard
+    output holds only the JSON (an object for one file, a list for several: the good ones).
+    """
+    from ..errors import GanCompError
     from ..imageio import read_input_bytes
 
-    rows = [header_dict(f, read_input_bytes(f)) for f in files]
-    if as_json:
-        click.echo(json.dumps(rows if len(rows) > 1 else rows[0], indent=2))
-        return
-    for r in rows:
-        click.echo(f"{r['file']}: .gcz {r['format']}, {r['bytes']} bytes, {r['bpp']} bpp")
-        for key in ("codec", "codec_version", "width", "height", "channels", "bit_depth",
-                    "model", "model_sha256_prefix", "params", "params_stored", "streams",
-                    "header_bytes", "sections"):
-            if r[key] not in (None, {}, []):
-                click.echo(f"  {key:<20} {r[key]}")
+    rows, first_error = [], None
+    for f in files:
+        try:
+            row = header_dict(f, read_input_bytes(f))
+        except GanCompError as exc:
+            msg = str(exc) if str(exc).startswith(f"{f}:") else f"{f}: {exc}"
+            click.echo(f"gancomp: error: {msg}", err=True)
+            first_error = first_error or exc
+            continue
+        rows.append(row)
+        if not as_json:
+            _print_row(row)
+    if as_json and rows:
+        click.echo(json.dumps(rows if len(files) > 1 else rows[0], indent=2))
+    if first_error is not None:
+        raise SystemExit(first_error.exit_code)
+
+
+def _print_row(r: dict) -> None:
+    click.echo(f"{r['file']}: .gcz {r['format']}, {r['bytes']} bytes, {r['bpp']} bpp")
+    for key in ("codec", "codec_version", "width", "height", "channels", "bit_depth",
+                "model", "model_sha256_prefix", "params", "params_stored", "streams",
+                "header_bytes", "sections"):
+        if r[key] not in (None, {}, []):
+            click.echo(f"  {key:<20} {r[key]}")

@@ -35,11 +35,17 @@ def models(as_json: bool, verify: bool) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-def codecs() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Also list each codec's options.")
+def codecs(verbose: bool) -> None:
     """List available codecs (the default is marked with *)."""
     from ..codecs import DEFAULT_CODEC, available
+    from .common import codec_options_help
 
     for name, cls in available().items():
         mark = "*" if name == DEFAULT_CODEC else " "
         kind = "lossless" if cls.lossless else "lossy"
         click.echo(f"{mark} {name:<14} id {cls.codec_id:<3} {kind:<8} {cls.description}")
+    if verbose:
+        click.echo("\nOptions (-x NAME=VALUE, or the named flag of `gancomp encode`):")
+        for line in codec_options_help():
+            click.echo(line)

@@ -10,7 +10,7 @@ import pkgutil
 from .base import Codec, Encoded, Params, available, codec_by_id, get_codec, register
 
 # The codec used when the user names none. It changes only when a codec beats it on Kodak.
-DEFAULT_CODEC = "wavelet"
+DEFAULT_CODEC = "wavelet2"
 
 _DISCOVERED = False
 

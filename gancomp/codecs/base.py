@@ -51,6 +51,8 @@ class Option:
                 v = float(value)
                 if not np.isfinite(v):
                     raise ValueError
+            elif isinstance(value, bool):  # a flag (--finetune) given to a str option
+                v = "true" if value else "false"
             else:
                 v = str(value)
         except (TypeError, ValueError):
@@ -58,15 +60,23 @@ class Option:
         if self.choices is not None and v not in self.choices:
             raise InputError(f"{what} must be one of {', '.join(self.choices)}, got {v!r}")
         if self.lo is not None and v < self.lo or self.hi is not None and v > self.hi:
-            raise InputError(f"{what} must be in {self.lo:g}..{self.hi:g}, got {v!r}")
+            raise InputError(f"{what} must be in {_num(self.lo)}..{_num(self.hi)}, got {v!r}")
         return v
 
     def describe(self) -> str:
         """One line for ``--help`` / ``gancomp codecs -v``."""
         rng = (f" {{{','.join(self.choices)}}}" if self.choices else
-               f" [{self.lo:g}..{self.hi:g}]" if self.lo is not None and self.hi is not None else "")
+               f" [{_num(self.lo)}..{_num(self.hi)}]" if self.lo is not None and self.hi is not None
+               else "")
         dflt = "" if self.default is None else f" (default {self.default})"
         return f"{self.name}: {self.kind.__name__}{rng}{dflt}. {self.help}"
+
+
+def _num(x: float | None) -> str:
+    """A bound for messages: integers in full (2147483647, not 2.14748e+09)."""
+    if x is None:
+        return "?"
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
 # Options every codec accepts (placement of transforms; codecs without any ignore it).

@@ -2,16 +2,25 @@
 mean-scale Gaussian conditional of Minnen et al. 2018, gain units of Cui et al. 2021 for a
 continuous ``--quality``).
 
-Per tile (independent tiles of at most ``tile`` pixels a side, padded to a multiple of 64):
-y = g_a(x) * gain(q); z = round(h_a(y)), coded with the factorized prior's integer tables
-(one row per channel). The decoder side runs h_s as an integer network (exact in float64, see
-:mod:`gancomp.nn.intnet`) giving means at 1/256 and log-scales, quantized to an index into
-a fixed table of 64 scales by integer thresholds; y symbols round(y - mean) are coded with
-the integer Gaussian tables stored in the weights. Pixels come from the float g_s.
+Codec version 2 (layout 2, param ``l`` = 2): the image, edge-padded to a multiple of 64, has
+one latent y = g_a(x) * gain(q), computed in overlapping tiles (64 px of context, cropped);
+z = round(h_a(y)) is coded with the factorized prior's integer tables (one row per channel).
+The decoder side runs h_s as an integer network (exact in float64, see
+:mod:`gancomp.nn.intnet`) giving means at 1/256 and log-scales at 1/256; an integer
+per-(rate level, channel) log-scale offset stored with the weights (interpolated between
+levels in integer arithmetic) is added before the log-scale is quantized to an index into a
+fixed table of 64 scales by integer thresholds; y symbols round(y - mean) are coded with the
+integer Gaussian tables stored in the weights. Tiles of ``t`` pixels split the latent into
+streams; each tile's means and scales come from h_s over its z neighbourhood (4 z positions of
+context), so they equal the whole-image values exactly, and g_s runs on overlapping latent
+tiles (4 latent positions of context): no seam at tile edges. Pixels come from the float g_s.
 
-Params: ``q`` quality * 100 (int), ``t`` tile size, ``h`` a 32-bit hash of the decoded
-latent state (symbols, means, scale indexes) that catches any desync.
-Streams: per tile, the z stream then the y stream (gancomp.entropy indexed framing).
+Codec version 1 (hp-a1 files, no ``l``): independent image tiles, each padded by itself
+(decoded as before; the seams they show are why layout 2 exists).
+
+Params: ``q`` quality * 100 (int), ``t`` tile size, ``l`` layout, ``h`` a 32-bit hash of the
+decoded latent state (per tile: z symbols, y symbols, means, scale indexes) that catches any
+desync. Streams: per tile, the z stream then the y stream (gancomp.entropy indexed framing).
 """
 
 from __future__ import annotations
@@ -22,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import progress
 from ..entropy import decode_indexed, encode_indexed
 from ..errors import FormatError, InputError, ModelError
-from .base import Codec, Encoded, check_options, clamp_quality, register
+from .base import Codec, Encoded, Option, clamp_quality, register
 
 PAD = 64
 DEFAULT_TILE = 1024
@@ -66,19 +76,39 @@ class _Runtime:
         self.bounds = arrays["scale_bounds"].astype(np.int64)
         self.z_freqs = arrays["z_freqs"].astype(np.int64)
         self.z_offsets = arrays["z_offsets"].astype(np.int64)
+        levels = int(arrays["log_lambdas"].size)
+        so = arrays.get("scale_offsets")   # absent in hp-a1: no offsets, as it was coded
+        self.scale_offsets = (np.zeros((levels, M), np.int64) if so is None
+                              else np.asarray(so, np.int64).reshape(levels, M))
 
     def t_of(self, quality: float):
         import torch
 
         return torch.tensor([quality / 100.0 * (self.model.levels - 1)], device=self.device)
 
-    def entropy_params(self, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Integer means (at 2^8) and scale indexes from integer z: exact on any machine."""
+    def scale_offset(self, q100: int) -> np.ndarray:
+        """(M,) integer log-scale offsets (at 2^8) at quality ``q100`` (0..10000): the per-level
+        offsets interpolated in integer arithmetic, so every machine gets the same values."""
+        so = self.scale_offsets
+        if so.shape[0] == 1:
+            return so[0].copy()
+        p = int(q100) * (so.shape[0] - 1)
+        i = min(p // 10000, so.shape[0] - 2)
+        r = p - i * 10000
+        return (so[i] * (10000 - r) + so[i + 1] * r) // 10000
+
+    def entropy_params(self, z_hat: np.ndarray,
+                       offset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Integer means (at 2^8) and scale indexes from integer z: exact on any machine.
+        ``offset`` (M,) is added to the log-scales before the scale index is chosen."""
         from ..nn.intnet import run
 
         out = run(self.hs, z_hat)
         mean_int = out[:self.M].astype(np.int64)
-        idx = np.searchsorted(self.bounds, out[self.M:].astype(np.int64), side="right")
+        log_s = out[self.M:].astype(np.int64)
+        if offset is not None:
+            log_s = log_s + np.asarray(offset, np.int64).reshape(-1, *([1] * (log_s.ndim - 1)))
+        idx = np.searchsorted(self.bounds, log_s, side="right")
         return mean_int, idx
 
     def z_index(self, shape: tuple[int, ...]) -> np.ndarray:
@@ -139,13 +169,84 @@ def _state_hash(h: "hashlib._Hash", *arrays: np.ndarray) -> None:
         h.update(np.ascontiguousarray(a, dtype="<i8").tobytes())
 
 
+# Margins of the overlapped tiles of layout 2, each beyond the receptive field of its transform:
+# g_a (4 conv5 s2: 30 px), h_s (in z units: < 3) and g_s (in latent units: < 3).
+MARGIN_A = 64        # pixels
+MARGIN_HS = 4        # z positions (64 px)
+MARGIN_S = 4         # latent positions (64 px)
+
+
+def _window(a: int, n: int, m: int, size: int) -> tuple[int, int]:
+    """[a - m, a + n + m) clipped to [0, size)."""
+    return max(0, a - m), min(size, a + n + m)
+
+
+def _analysis(rt: "_Runtime", padded: np.ndarray, tile: int, g):
+    """y = g_a(x) * gain of the whole padded image, computed in overlapping tiles (each tile's
+    latent cropped from a run with MARGIN_A pixels of context) so tiles leave no trace."""
+    import torch
+
+    H, W, _ = padded.shape
+    y = torch.empty((rt.M, H // 16, W // 16), dtype=torch.float32)
+    for (y0, x0, th, tw) in _tiles(H, W, tile):
+        a0, a1 = _window(y0, th, MARGIN_A, H)
+        b0, b1 = _window(x0, tw, MARGIN_A, W)
+        part = padded[a0:a1, b0:b1]
+        x = torch.from_numpy(part.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
+        out = rt.model.g_a(x.to(rt.device))[0].cpu()
+        oy, ox = (y0 - a0) // 16, (x0 - b0) // 16
+        y[:, y0 // 16:(y0 + th) // 16, x0 // 16:(x0 + tw) // 16] = \
+            out[:, oy:oy + th // 16, ox:ox + tw // 16]
+    return y * g[0].cpu()
+
+
+def _hs_tile(rt: "_Runtime", z_hat: np.ndarray, y0: int, x0: int, th: int, tw: int,
+             offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Means and scale indexes of the latent tile at pixels (y0, x0, th, tw), from the integer
+    h_s on the z window with MARGIN_HS of context: exactly the whole-image values."""
+    zh, zw = z_hat.shape[1:]
+    a0, a1 = _window(y0 // PAD, th // PAD, MARGIN_HS, zh)
+    b0, b1 = _window(x0 // PAD, tw // PAD, MARGIN_HS, zw)
+    mean, idx = rt.entropy_params(z_hat[:, a0:a1, b0:b1], offset)
+    oy, ox = (y0 // PAD - a0) * 4, (x0 // PAD - b0) * 4
+    sl = (slice(None), slice(oy, oy + th // 16), slice(ox, ox + tw // 16))
+    return np.ascontiguousarray(mean[sl]), np.ascontiguousarray(idx[sl])
+
+
+def _synthesis(rt: "_Runtime", y_hat, ig, height: int, width: int, tile: int) -> np.ndarray:
+    """Pixels from the whole latent, g_s run on overlapping latent tiles (MARGIN_S of context,
+    cropped) so that no seam shows at tile edges."""
+    import torch
+
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    Lh, Lw = y_hat.shape[1:]
+    t = tile // 16
+    for (u0, v0, uh, vw) in _tiles(Lh, Lw, t):
+        a0, a1 = _window(u0, uh, MARGIN_S, Lh)
+        b0, b1 = _window(v0, vw, MARGIN_S, Lw)
+        part = y_hat[None, :, a0:a1, b0:b1].to(rt.device) * ig
+        x_hat = rt.model.g_s(part)[0].clamp(0, 1)
+        pix = torch.round(x_hat * 255).to(torch.uint8).cpu().numpy().transpose(1, 2, 0)
+        py, px = (u0 - a0) * 16, (v0 - b0) * 16
+        h0, w0 = u0 * 16, v0 * 16
+        hh, ww = min(uh * 16, height - h0), min(vw * 16, width - w0)
+        if hh > 0 and ww > 0:
+            out[h0:h0 + hh, w0:w0 + ww] = pix[py:py + hh, px:px + ww]
+    return out
+
+
 @register
 class HyperpriorCodec(Codec):
     name = "hyperprior"
     codec_id = 3
-    version = 1
+    version = 2
     channels = (3,)
     description = "learned mean-scale hyperprior (Ballé 2018 / Minnen 2018), deterministic decoding"
+    encode_options = (
+        Option("model", str, None, "weights id (default: the default hyperprior model)"),
+        Option("tile", int, DEFAULT_TILE, "tile size in pixels, a multiple of 64: bounds memory "
+               "(tiles overlap, so they leave no seams)", lo=64, hi=4096),
+    )
 
     def quality_range(self) -> tuple[float, float]:
         return (0.0, 100.0)
@@ -156,68 +257,115 @@ class HyperpriorCodec(Codec):
     def encode(self, image: np.ndarray, quality: float | None = None, **options: Any) -> Encoded:
         import torch
 
-        check_options(self.name, options, {"device", "model", "tile"})
+        opts = self.encode_opts(options)
         q100 = int(round(clamp_quality(quality, DEFAULT_QUALITY) * 100))
-        tile = int(options.get("tile") or DEFAULT_TILE)
-        if not 64 <= tile <= 4096 or tile % PAD:
+        tile = opts["tile"]
+        if tile % PAD:
             raise InputError(f"tile must be a multiple of {PAD} in 64..4096, got {tile}")
-        model_id, sha = _model_ref(options.get("model"))
-        rt = _runtime(model_id, sha, _device(options.get("device")))
+        model_id, sha = _model_ref(opts.get("model"))
+        rt = _runtime(model_id, sha, _device(opts.get("device")))
         t = rt.t_of(q100 / 100.0)
         h, w, _ = image.shape
+        H, W = _padded(h), _padded(w)
+        padded = np.pad(image, ((0, H - h), (0, W - w), (0, 0)), mode="edge")
         streams: list[bytes] = []
         digest = hashlib.blake2b(digest_size=4)
+        off = rt.scale_offset(q100)
         with torch.no_grad():
             g, _ = rt.model.gains(t)
-            for (y0, x0, th, tw) in _tiles(h, w, tile):
-                part = image[y0:y0 + th, x0:x0 + tw]
-                part = np.pad(part, ((0, _padded(th) - th), (0, _padded(tw) - tw), (0, 0)), mode="edge")
-                x = torch.from_numpy(part.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
-                y = rt.model.g_a(x.to(rt.device)) * g
-                z_hat = torch.round(rt.model.h_a(y))[0].cpu().numpy().astype(np.int64)
-                mean_int, idx = rt.entropy_params(z_hat)
-                sym = np.rint(y[0].double().cpu().numpy() - mean_int / 256.0).astype(np.int64)
-                streams.append(encode_indexed(z_hat, rt.z_index(z_hat.shape), rt.z_freqs, rt.z_offsets))
+            y = _analysis(rt, padded, tile, g)
+            z_hat = torch.round(rt.model.h_a(y[None].to(rt.device)))[0].cpu().numpy().astype(np.int64)
+            tiles = _tiles(H, W, tile)
+            for k, (y0, x0, th, tw) in enumerate(tiles):
+                zt = np.ascontiguousarray(z_hat[:, y0 // PAD:(y0 + th) // PAD, x0 // PAD:(x0 + tw) // PAD])
+                mean_int, idx = _hs_tile(rt, z_hat, y0, x0, th, tw, off)
+                yt = y[:, y0 // 16:(y0 + th) // 16, x0 // 16:(x0 + tw) // 16].double().numpy()
+                sym = np.rint(yt - mean_int / 256.0).astype(np.int64)
+                streams.append(encode_indexed(zt, rt.z_index(zt.shape), rt.z_freqs, rt.z_offsets))
                 streams.append(encode_indexed(sym, idx, rt.y_freqs, rt.y_offsets))
-                _state_hash(digest, z_hat, sym, mean_int, idx)
-        params = {"q": q100, "t": tile, "h": int.from_bytes(digest.digest(), "little")}
+                _state_hash(digest, zt, sym, mean_int, idx)
+                progress.update(k + 1, len(tiles), "tiles")
+        params = {"q": q100, "t": tile, "l": 2, "h": int.from_bytes(digest.digest(), "little")}
         return Encoded(params, streams, model_id=model_id, model_sha256=sha)
 
     def decode(self, params, streams, width, height, channels, model_id="", model_sha256="",
                **options) -> np.ndarray:
-        import torch
-
-        check_options(self.name, options, {"device"})
+        opts = self.decode_opts(options)
         try:
             q100, tile, want = int(params["q"]), int(params["t"]), int(params["h"])
+            layout = int(params.get("l", 1))
         except (KeyError, TypeError, ValueError):
             raise FormatError("hyperprior params missing or malformed") from None
-        if not 0 <= q100 <= 10000 or not 64 <= tile <= 4096 or tile % PAD or channels != 3:
+        if not 0 <= q100 <= 10000 or not 64 <= tile <= 4096 or tile % PAD or channels != 3 \
+                or layout not in (1, 2):
             raise FormatError("hyperprior params out of range")
-        tiles = _tiles(height, width, tile)
+        H, W = (_padded(height), _padded(width)) if layout == 2 else (height, width)
+        tiles = _tiles(H, W, tile)
         if len(streams) != 2 * len(tiles):
             raise FormatError(f"hyperprior expects {2 * len(tiles)} streams, file has {len(streams)}")
         if not model_id:
             raise FormatError("hyperprior file names no model")
-        rt = _runtime(model_id, model_sha256, _device(options.get("device")))
-        t = rt.t_of(q100 / 100.0)
-        out = np.empty((height, width, 3), dtype=np.uint8)
-        digest = hashlib.blake2b(digest_size=4)
-        with torch.no_grad():
-            _, ig = rt.model.gains(t)
-            for k, (y0, x0, th, tw) in enumerate(tiles):
-                ph, pw = _padded(th), _padded(tw)
-                zs = (rt.z_freqs.shape[0], ph // PAD, pw // PAD)
-                z_hat = decode_indexed(streams[2 * k], rt.z_index(zs), rt.z_freqs,
-                                       rt.z_offsets).reshape(zs)
-                mean_int, idx = rt.entropy_params(z_hat)
-                sym = decode_indexed(streams[2 * k + 1], idx, rt.y_freqs, rt.y_offsets)
-                sym = sym.reshape(mean_int.shape)
-                _state_hash(digest, z_hat, sym, mean_int, idx)
-                y_hat = torch.from_numpy((sym + mean_int / 256.0).astype(np.float32))[None]
-                x_hat = rt.model.g_s(y_hat.to(rt.device) * ig)[0].clamp(0, 1)
-                pix = torch.round(x_hat * 255).to(torch.uint8).cpu().numpy().transpose(1, 2, 0)
-                out[y0:y0 + th, x0:x0 + tw] = pix[:th, :tw]
-        if int.from_bytes(digest.digest(), "little") != want:
-            raise FormatError("hyperprior latent hash mismatch (entropy-model desync or corrupt stream)")
-        return out
+        rt = _runtime(model_id, model_sha256, _device(opts.get("device")))
+        decode_tiles = _decode_layout2 if layout == 2 else _decode_layout1
+        return decode_tiles(rt, q100, tiles, streams, width, height, tile, want)
+
+
+def _decode_layout1(rt: _Runtime, q100: int, tiles, streams, width: int, height: int,
+                    tile: int, want: int) -> np.ndarray:
+    """Files of codec version 1 (hp-a1): independent image tiles, each padded by itself."""
+    import torch
+
+    t = rt.t_of(q100 / 100.0)
+    off = rt.scale_offset(q100)
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    digest = hashlib.blake2b(digest_size=4)
+    with torch.no_grad():
+        _, ig = rt.model.gains(t)
+        for k, (y0, x0, th, tw) in enumerate(tiles):
+            ph, pw = _padded(th), _padded(tw)
+            zs = (rt.z_freqs.shape[0], ph // PAD, pw // PAD)
+            z_hat = decode_indexed(streams[2 * k], rt.z_index(zs), rt.z_freqs,
+                                   rt.z_offsets).reshape(zs)
+            mean_int, idx = rt.entropy_params(z_hat, off)
+            sym = decode_indexed(streams[2 * k + 1], idx, rt.y_freqs, rt.y_offsets)
+            sym = sym.reshape(mean_int.shape)
+            _state_hash(digest, z_hat, sym, mean_int, idx)
+            y_hat = torch.from_numpy((sym + mean_int / 256.0).astype(np.float32))[None]
+            x_hat = rt.model.g_s(y_hat.to(rt.device) * ig)[0].clamp(0, 1)
+            pix = torch.round(x_hat * 255).to(torch.uint8).cpu().numpy().transpose(1, 2, 0)
+            out[y0:y0 + th, x0:x0 + tw] = pix[:th, :tw]
+            progress.update(k + 1, len(tiles), "tiles")
+    if int.from_bytes(digest.digest(), "little") != want:
+        raise FormatError("hyperprior latent hash mismatch (entropy-model desync or corrupt stream)")
+    return out
+
+
+def _decode_layout2(rt: _Runtime, q100: int, tiles, streams, width: int, height: int,
+                    tile: int, want: int) -> np.ndarray:
+    """Latent tiles of one whole-image latent: all z first, then each tile's y with means and
+    scales from h_s over its z neighbourhood, then g_s on overlapping latent tiles."""
+    import torch
+
+    t = rt.t_of(q100 / 100.0)
+    off = rt.scale_offset(q100)
+    H, W = _padded(height), _padded(width)
+    z_hat = np.empty((rt.z_freqs.shape[0], H // PAD, W // PAD), dtype=np.int64)
+    for k, (y0, x0, th, tw) in enumerate(tiles):
+        zs = (z_hat.shape[0], th // PAD, tw // PAD)
+        z_hat[:, y0 // PAD:(y0 + th) // PAD, x0 // PAD:(x0 + tw) // PAD] = decode_indexed(
+            streams[2 * k], rt.z_index(zs), rt.z_freqs, rt.z_offsets).reshape(zs)
+    y_hat = torch.empty((rt.M, H // 16, W // 16), dtype=torch.float32)
+    digest = hashlib.blake2b(digest_size=4)
+    for k, (y0, x0, th, tw) in enumerate(tiles):
+        mean_int, idx = _hs_tile(rt, z_hat, y0, x0, th, tw, off)
+        sym = decode_indexed(streams[2 * k + 1], idx, rt.y_freqs, rt.y_offsets).reshape(mean_int.shape)
+        zt = np.ascontiguousarray(z_hat[:, y0 // PAD:(y0 + th) // PAD, x0 // PAD:(x0 + tw) // PAD])
+        _state_hash(digest, zt, sym, mean_int, idx)
+        y_hat[:, y0 // 16:(y0 + th) // 16, x0 // 16:(x0 + tw) // 16] = \
+            torch.from_numpy((sym + mean_int / 256.0).astype(np.float32))
+        progress.update(k + 1, len(tiles), "tiles")
+    if int.from_bytes(digest.digest(), "little") != want:
+        raise FormatError("hyperprior latent hash mismatch (entropy-model desync or corrupt stream)")
+    with torch.no_grad():
+        _, ig = rt.model.gains(t)
+        return _synthesis(rt, y_hat, ig, height, width, tile)

@@ -13,6 +13,10 @@ An online scale calibration (:class:`ScaleAdapter`) corrects the network's scale
 Decoding follows diagonals t = x + 2y: every pixel of a diagonal depends only on earlier
 diagonals, so one network call predicts a whole diagonal (W + 2H steps instead of W*H).
 
+Params: ``e`` Huffman flag, ``f`` fine-tuned flag, ``a`` online calibration flag, ``h``
+(files since issue 12) a 32-bit hash of the decoded pixels: a corrupt stream behind a valid
+container checksum is refused instead of decoding to other pixels.
+
 Options: ``entropy="huffman"`` codes the rounded-mean residuals with per-image Huffman codes
 (the seed's variant, for comparison); ``finetune=True`` fits the heads' output layers to the
 image, and stores the quantized updates only when they save more bits than they cost
@@ -21,16 +25,18 @@ image, and stores the quantized updates only when they save more bits than they 
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from .. import progress
 from ..entropy import _frame, _unframe, read_varint, unzigzag, write_varint, zigzag
 from ..errors import FormatError, InputError
 from ..nn import causal, intmlp
-from .base import Codec, Encoded, check_options, register
+from .base import Codec, Encoded, Option, register
 
 CHUNK = 16384          # symbols per constriction call in the encoder
 ENC_BATCH = 4096       # pixels per network call in the encoder (cache-sized)
@@ -167,6 +173,7 @@ def _predict(net, canvas, ys, xs, values, nc, deltas):
     idx = np.empty((ys.size, nc), dtype=np.int32)
     for a, m, _f, m8, ix in _features(net, canvas, ys, xs, values, nc, deltas):
         mean8[a:a + m.shape[0]], idx[a:a + m.shape[0]] = m8, ix
+        progress.update(a + m.shape[0], ys.size, "pixels")
     return mean8, idx
 
 
@@ -263,6 +270,12 @@ class LosslessCodec(Codec):
     channels = (1, 3)
     lossless = True
     description = "lossless: integer-MLP predictive coding, per-pixel adaptive logistic (seed 001)"
+    encode_options = (
+        Option("entropy", str, "adaptive", "entropy coder (huffman: the seed's variant)",
+               choices=("adaptive", "huffman")),
+        Option("finetune", str, "false", "fit the output layers to the image when it pays "
+               "(always: keep them regardless)", choices=("false", "true", "always")),
+        Option("model", str, None, "weights id (default: the installed default)"))
 
     def quality_range(self) -> tuple[float, float]:
         return (100.0, 100.0)
@@ -272,15 +285,12 @@ class LosslessCodec(Codec):
 
     # -- encoder ---------------------------------------------------------------------------
 
-    def encode(self, image: np.ndarray, quality: float | None = None, *, entropy: str = "adaptive",
-               finetune: bool = False, model: str = "", **options: Any) -> Encoded:
-        check_options(self.name, options, {"device"})
+    def encode(self, image: np.ndarray, quality: float | None = None, **options: Any) -> Encoded:
+        o = self.encode_opts(options)
+        entropy, model = o["entropy"], o.get("model") or ""
+        finetune = {"false": False, "true": True}.get(o["finetune"], o["finetune"])
         if quality is not None and float(quality) != 100.0:
             raise InputError("the lossless codec has no quality setting (it is always exact)")
-        if entropy not in ("adaptive", "huffman"):
-            raise InputError(f"entropy must be 'adaptive' or 'huffman', got {entropy!r}")
-        if finetune not in (True, False, "always"):
-            raise InputError(f"finetune must be true, false or 'always', got {finetune!r}")
         if entropy == "huffman" and finetune:
             raise InputError("--finetune applies to the adaptive entropy coder only")
         net, model_id, sha = _load(str(model) if model else "")
@@ -322,7 +332,8 @@ class LosslessCodec(Codec):
             coded, table = _huffman_encode(sym, mm, kk, nc)
         else:
             coded, table = _range_encode(net, sym, mm, ii), b""
-        params = {"e": int(entropy == "huffman"), "f": int(deltas is not None), "a": int(adapt)}
+        params = {"e": int(entropy == "huffman"), "f": int(deltas is not None), "a": int(adapt),
+                  "h": _pixel_hash(image)}
         streams = [coded, _pack_delta(deltas) if deltas is not None else b"", table]
         return Encoded(params, streams, model_id=model_id, model_sha256=sha, notes=notes)
 
@@ -330,9 +341,11 @@ class LosslessCodec(Codec):
 
     def decode(self, params, streams, width, height, channels, model_id="", model_sha256="",
                **options) -> np.ndarray:
+        self.decode_opts(options)
         try:
             huff, ft = int(params["e"]), int(params["f"])
             adapt = int(params.get("a", 0))  # files before online calibration have no "a"
+            want = None if params.get("h") is None else int(params["h"])  # since issue 12
         except KeyError as exc:
             raise FormatError(f"lossless parameter {exc} missing") from None
         if len(streams) != 3 or huff not in (0, 1) or ft not in (0, 1) or adapt not in (0, 1) \
@@ -358,7 +371,9 @@ class LosslessCodec(Codec):
         ctx = net.context
         canvas = ctx.canvas(height, width)
         adapter = ScaleAdapter(net, nc) if adapt else None
-        for t in range(diag.size - 1):
+        n_diag = diag.size - 1
+        for t in range(n_diag):
+            progress.update(t + 1, n_diag, "rows")
             a, b = diag[t], diag[t + 1]
             yy, xx = ys[a:b], xs[a:b]
             inputs, m = ctx.gather(canvas, yy, xx)
@@ -381,8 +396,19 @@ class LosslessCodec(Codec):
                 res[:, k] = v - m[:, k]
                 errs[:, k] = v * intmlp.MEAN_FRAC - mean8
         source.finish()
-        return _from_canvas_order(
-            ctx.interior(canvas, height, width).astype(np.uint8), nc)
+        out = _from_canvas_order(ctx.interior(canvas, height, width).astype(np.uint8), nc)
+        if want is not None and _pixel_hash(out) != want:
+            raise FormatError("lossless pixel hash mismatch (corrupt entropy-coded stream)")
+        return out
+
+
+def _pixel_hash(image: np.ndarray) -> int:
+    """32-bit hash of the exact pixels: a range decoder fed a corrupt stream can end in sync
+    and still produce other pixels; this refuses them (files since issue 12, param ``h``)."""
+    d = hashlib.blake2b(digest_size=4)
+    d.update(np.array(image.shape, dtype="<u4").tobytes())
+    d.update(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+    return int.from_bytes(d.digest(), "little")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,10 +7,17 @@ them per channel; ``--quality`` sets the step instead), and context-adaptive ent
 positions (zero / non-zero) and values: magnitudes are coded with contexts taken from the
 parent coefficient one level coarser and the sibling orientation at the same place, signs as
 raw bits, the low-pass band by DPCM.
+
+Params: ``L`` levels, ``y`` YCbCr flag, ``s`` the float32 steps, ``h`` (files since issue 12)
+a 32-bit hash of the geometry, the steps and every decoded integer coefficient, so that a
+corrupt step or sign bit behind a valid container checksum is refused instead of decoding to
+another image (files without ``h`` decode as before). Streams: magnitudes, low-pass
+residuals, sign bits (zero-padded to a byte), escapes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from typing import Any
 
@@ -18,7 +25,7 @@ import numpy as np
 
 from ..entropy import AdaptiveCoder, _pack_escapes, _unpack_escapes
 from ..errors import FormatError, InputError
-from .base import Codec, Encoded, check_options, clamp_quality, register
+from .base import Codec, Encoded, Option, clamp_quality, register
 
 WAVELET = "db4"
 MAG_T = 15           # magnitudes >= MAG_T are escaped
@@ -31,6 +38,17 @@ _RGB2YCC = np.array([[0.299, 0.587, 0.114],
                      [-0.168736, -0.331264, 0.5],
                      [0.5, -0.418688, -0.081312]])
 _YCC2RGB = np.linalg.inv(_RGB2YCC)
+
+
+def _digest(h: int, w: int, c: int, levels: int, ycc: int, step_bytes: bytes):
+    """The consistency hash, started with what the params and the header say."""
+    d = hashlib.blake2b(digest_size=4)
+    d.update(struct.pack("<5I", h, w, c, levels, ycc) + step_bytes)
+    return d
+
+
+def _hash_ints(d, a: np.ndarray) -> None:
+    d.update(np.ascontiguousarray(a, dtype="<i8").tobytes())
 
 
 def _levels(h: int, w: int) -> int:
@@ -111,6 +129,8 @@ class WaveletCodec(Codec):
     version = 1
     channels = (1, 3)
     description = "db4 wavelet, largest coefficients kept, context-adaptive coding (seed 003 baseline)"
+    encode_options = (Option("ratio", float, None, "keep N/R of the N wavelet coefficients per "
+                             "channel (instead of --quality)", lo=1.0, hi=1e6),)
 
     def quality_range(self) -> tuple[float, float]:
         return (5.0, 95.0)
@@ -118,9 +138,9 @@ class WaveletCodec(Codec):
     def sweep_qualities(self) -> list[float]:
         return [20.0, 35.0, 50.0, 62.0, 75.0, 88.0]
 
-    def encode(self, image: np.ndarray, quality: float | None = None, *,
-               ratio: float | None = None, **options: Any) -> Encoded:
-        check_options(self.name, options, {"device"})  # no transforms to place: ignored
+    def encode(self, image: np.ndarray, quality: float | None = None,
+               **options: Any) -> Encoded:
+        ratio = self.encode_opts(options).get("ratio")  # device: no transforms to place
         if ratio is not None and quality is not None:
             raise InputError("give either --quality or --ratio for the wavelet codec, not both")
         h, w, c = image.shape
@@ -131,8 +151,6 @@ class WaveletCodec(Codec):
         levels = _levels(h, w)
         coeffs = [self._forward(x[:, :, ch], levels) for ch in range(c)]
         if ratio is not None:
-            if not (1.0 <= ratio <= 1e6):
-                raise InputError(f"--ratio must be in 1..1e6, got {ratio}")
             steps = [self._step_for_ratio(cs, h * w / ratio) for cs in coeffs]
         else:
             q = clamp_quality(quality, 50.0)
@@ -142,23 +160,29 @@ class WaveletCodec(Codec):
         lls = AdaptiveCoder(2 * LL_T + 1, 2)
         signs: list[np.ndarray] = []
         escapes: list[np.ndarray] = []
+        step_bytes = struct.pack(f"<{c}f", *steps)
+        digest = _digest(h, w, c, levels, int(ycc), step_bytes)
         for ch, (ll, details) in enumerate(coeffs):
             chroma = int(ycc and ch > 0)
             step = steps[ch]
-            r = _ll_residual(_quantize(ll, step)).ravel()
+            llq = _quantize(ll, step)
+            _hash_ints(digest, llq)
+            r = _ll_residual(llq).ravel()
             lls.encode(np.clip(r, -LL_T, LL_T) + LL_T, np.full(r.size, chroma))
             escapes.append(r[np.abs(r) >= LL_T])
             parent_q = None
             for k, bands in enumerate(details):
                 qs = [_quantize(b, step) for b in bands]
                 for o, qb in enumerate(qs):
+                    _hash_ints(digest, qb)
                     ctx = _contexts(k, o, parent_q[o] if parent_q else None, qs[:o], qb.shape, chroma)
                     m = np.abs(qb).ravel()
                     mags.encode(np.minimum(m, MAG_T), ctx)
                     escapes.append(m[m >= MAG_T] - MAG_T)
                     signs.append(qb.ravel()[m > 0] < 0)
                 parent_q = qs
-        params = {"L": levels, "y": int(ycc), "s": struct.pack(f"<{c}f", *steps)}
+        params = {"L": levels, "y": int(ycc), "s": step_bytes,
+                  "h": int.from_bytes(digest.digest(), "little")}
         sign_bits = np.packbits(np.concatenate(signs)) if signs else np.zeros(0, np.uint8)
         streams = [mags.finish(), lls.finish(), sign_bits.tobytes(),
                    _pack_escapes(np.concatenate(escapes))]
@@ -191,10 +215,15 @@ class WaveletCodec(Codec):
                **options) -> np.ndarray:
         import pywt
 
+        self.decode_opts(options)
         try:
             levels, ycc, step_bytes = int(params["L"]), int(params["y"]), params["s"]
+            want = params.get("h")  # absent in files written before the hash
+            want = None if want is None else int(want)
         except KeyError as exc:
             raise FormatError(f"wavelet parameter {exc} missing") from None
+        if want is not None and not 0 <= want < 2 ** 32:
+            raise FormatError("wavelet hash out of range")
         if len(streams) != 4 or not isinstance(step_bytes, bytes) or len(step_bytes) != 4 * channels:
             raise FormatError("wavelet streams or parameters malformed")
         if levels != _levels(height, width) or ycc not in (0, 1) or (ycc and channels != 3):
@@ -230,6 +259,9 @@ class WaveletCodec(Codec):
         n_signs = sum(int((m > 0).sum()) for m in decoded_mags)
         if n_signs > sign_bits.size or sign_bits.size - n_signs >= 8:
             raise FormatError("wavelet sign stream has the wrong length")
+        if sign_bits[n_signs:].any():
+            raise FormatError("wavelet sign stream padding is not zero")
+        digest = _digest(height, width, channels, levels, ycc, step_bytes)
         out = np.empty((height, width, channels))
         mi, si = 0, 0
         for ch in range(channels):
@@ -237,7 +269,9 @@ class WaveletCodec(Codec):
             r = ll_syms[ch].copy()
             for idx in np.flatnonzero(np.abs(r) >= LL_T):
                 r[idx] = next(esc_iter)
-            ll = _dequantize(_ll_reconstruct(r.reshape(plan.ll)), step)
+            llq = _ll_reconstruct(r.reshape(plan.ll))
+            _hash_ints(digest, llq)
+            ll = _dequantize(llq, step)
             details = []
             for _k in range(levels):
                 bands = []
@@ -251,8 +285,13 @@ class WaveletCodec(Codec):
                     si += int(nz.sum())
                     q = np.zeros(m.size, dtype=np.int64)
                     q[nz] = m[nz] * s
+                    _hash_ints(digest, q)
                     bands.append(_dequantize(q.reshape(decoded_mags[mi - 1].shape), step))
                 details.append(tuple(bands))
+            if ch == channels - 1 and want is not None \
+                    and int.from_bytes(digest.digest(), "little") != want:
+                raise FormatError("wavelet coefficient hash mismatch (corrupt step, sign or "
+                                  "coefficient data)")
             rec = pywt.waverec2([ll] + details, WAVELET, mode="periodization")
             out[:, :, ch] = rec[:height, :width]
         if ycc:

@@ -17,9 +17,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .gdn import GDN
+from .gdn import GDN, _LowerBound
 
 SCALE_MIN = 0.11
+LIKELIHOOD_MIN = 1e-9
+
+
+def lower_bound(x: torch.Tensor, bound: float) -> torch.Tensor:
+    """max(x, bound) whose gradient still reaches elements below the bound when it would
+    raise them (clamp_min gives those no gradient at all, so they could never recover)."""
+    return _LowerBound.apply(x, bound)
 
 
 def _conv(cin: int, cout: int, k: int = 5, s: int = 2) -> nn.Conv2d:
@@ -87,7 +94,7 @@ class FactorizedPrior(nn.Module):
 def gaussian_likelihood(v: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """P(round bin) of v ~ N(0, scale), v already centred."""
     v = torch.abs(v)
-    s = scale.clamp_min(SCALE_MIN)
+    s = lower_bound(scale, SCALE_MIN)
     hi = 0.5 * torch.erfc(-(0.5 - v) / (s * math.sqrt(2)))
     lo = 0.5 * torch.erfc(-(-0.5 - v) / (s * math.sqrt(2)))
     return hi - lo
@@ -116,6 +123,10 @@ class HyperpriorModel(nn.Module):
         lg = 0.5 * (self.log_lambdas - self.log_lambdas.mean())
         self.log_gain = nn.Parameter(lg[:, None].repeat(1, M).clone())
         self.log_inv_gain = nn.Parameter(-lg[:, None].repeat(1, M).clone())
+        # rate-aware entropy model: a log-scale offset per (level, channel) added to h_s's
+        # log-scales, so the scale predicted from z can follow the rate setting (shipped as
+        # integers at the fixed point of the integer h_s; zero = the hp-a1 behaviour)
+        self.log_scale_offset = nn.Parameter(torch.zeros(len(lambdas), M))
 
     @property
     def levels(self) -> int:
@@ -134,6 +145,10 @@ class HyperpriorModel(nn.Module):
         ig = torch.exp(self._interp(self.log_inv_gain, t))[:, :, None, None]
         return g, ig
 
+    def scale_offset(self, t: torch.Tensor) -> torch.Tensor:
+        """(B, M, 1, 1) log-scale offsets at rate positions t (B,)."""
+        return self._interp(self.log_scale_offset, t)[:, :, None, None]
+
     def lam(self, t: torch.Tensor) -> torch.Tensor:
         return torch.exp(self._interp(self.log_lambdas, t))
 
@@ -145,12 +160,14 @@ class HyperpriorModel(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training pass: reconstruction plus likelihoods (noise for rate, STE for pixels)."""
         g, ig = self.gains(t)
-        y = self.g_a(x) * g
-        z = self.h_a(y)
+        y = self.g_a(x).float() * g       # latents in float32 under AMP (bf16 steps are coarse)
+        z = self.h_a(y).float()
         z_t = z + torch.empty_like(z).uniform_(-0.5, 0.5) if self.training else torch.round(z)
-        z_lik = self.prior.likelihood(z_t)
+        with torch.autocast(z.device.type, enabled=False):  # likelihoods in float32 under AMP
+            z_lik = self.prior.likelihood(z_t.float())
         mu, log_s = self.entropy_params(z_t)
-        scale = torch.exp(log_s).clamp_min(SCALE_MIN)
+        mu, log_s = mu.float(), log_s.float() + self.scale_offset(t)
+        scale = torch.exp(log_s)
         y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5) if self.training else torch.round(y - mu) + mu
         y_lik = gaussian_likelihood(y_noisy - mu, scale)
         y_hat = ste_round(y - mu) + mu

@@ -88,3 +88,64 @@ def batch(crops: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.5:
         b = b[:, ::-1]
     return np.ascontiguousarray(b.transpose(0, 3, 1, 2))
+
+
+def load_images(folder: str | Path, crop: int, downscaled_copy: bool = True,
+                seed: int = 0) -> list[np.ndarray]:
+    """The training split of ``folder`` (held-back photos left out) as uint8 (H, W, 3) arrays,
+    each at least ``crop`` on its short side (smaller ones are skipped). With
+    ``downscaled_copy`` each large enough photo also gets one copy at a random 0.5-1x scale
+    (downscaling removes sensor noise and JPEG blocking of the sources)."""
+    from PIL import Image
+
+    files, _ = split_held_out(list_images(folder))
+    rng = np.random.default_rng(seed)
+    out: list[np.ndarray] = []
+    for f in files:
+        img = Image.open(f).convert("RGB")
+        w, h = img.size
+        if min(w, h) >= crop:
+            out.append(np.asarray(img))
+        s = rng.uniform(0.5, 1.0)
+        if downscaled_copy and min(w, h) * s >= crop:
+            out.append(np.asarray(img.resize((round(w * s), round(h * s)), Image.LANCZOS)))
+    if not out:
+        raise InputError(f"no training image in {folder} is at least {crop}x{crop}")
+    return out
+
+
+class CropSampler:
+    """Fresh random crops every step (never a fixed crop set): random photo, random position,
+    random flips and 90-degree turns, all done on ``device`` (photos live there as uint8)."""
+
+    def __init__(self, images: list[np.ndarray], crop: int, device: str = "cpu", seed: int = 0):
+        import torch
+
+        self.crop = crop
+        self.device = torch.device(device)
+        self.images = [torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).to(self.device)
+                       for a in images]
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def sample(self, size: int):
+        """(size, 3, crop, crop) float32 in [0, 1] on the sampler's device."""
+        import torch
+
+        c = self.crop
+        pick = torch.randint(0, len(self.images), (size,), generator=self.gen).tolist()
+        r = torch.rand(size, 2, generator=self.gen).tolist()
+        parts = []
+        for i, (ry, rx) in zip(pick, r):
+            a = self.images[i]
+            y = int(ry * (a.shape[1] - c + 1))
+            x = int(rx * (a.shape[2] - c + 1))
+            parts.append(a[:, y:y + c, x:x + c])
+        b = torch.stack(parts).float().div_(255.0)
+        flip = torch.rand(size, generator=self.gen).to(self.device) < 0.5
+        b = torch.where(flip[:, None, None, None], b.flip(3), b)
+        if torch.rand(1, generator=self.gen).item() < 0.5:   # one turn per batch (square crops)
+            b = b.transpose(2, 3)
+        return b.contiguous()

@@ -1,0 +1,244 @@
+"""RD of the ``overfit`` codec per effort on a fixed Kodak subset, beside WebP, AVIF, HEIC and
+JPEG XL measured in the same run on the same pixels; encode seconds per image per effort.
+
+Sets: ``full`` = kodim01, 04, 05, 08, 14, 19, 21, 23 at full size; ``crops`` = 384x256 centre
+crops of kodim01, 05, 14, 23. Encodes are slow, so every finished point is cached as a JSON
+file (plus its .gcz) under --cache and skipped on the next run: the suite is resumable and
+its report covers whatever has finished (the table says how many images each point has).
+
+    gancomp bench --suite overfit ../shared/data/kodak --set crops --efforts 1,3
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SECTION = "overfit"
+SETS = {"full": ["kodim01", "kodim04", "kodim05", "kodim08", "kodim14", "kodim19", "kodim21",
+                 "kodim23"],
+        "crops": ["kodim01", "kodim05", "kodim14", "kodim23"]}
+CROP = (256, 384)
+QUALITIES = (15.0, 40.0, 65.0, 90.0)
+BASELINES = {"webp": (0, 5, 15, 30, 50, 70, 85, 95), "avif": (5, 12, 22, 35, 50, 62, 72, 80),
+             "heic": (5, 12, 20, 27, 34, 41, 48), "jpegxl": None}
+DEFAULT_CACHE = "docs/overfit_bench"
+
+
+def load(folder: Path, name: str, which: str) -> np.ndarray:
+    from PIL import Image
+
+    img = np.asarray(Image.open(folder / f"{name}.png").convert("RGB"))
+    if which == "crops":
+        h, w = img.shape[:2]
+        if h > w:  # portrait Kodak images: crop 256x384 the other way round
+            ch, cw = CROP[1], CROP[0]
+        else:
+            ch, cw = CROP
+        y, x = (h - ch) // 2, (w - cw) // 2
+        img = img[y:y + ch, x:x + cw]
+    return np.ascontiguousarray(img)
+
+
+def point(img: np.ndarray, q: float, effort: int, device: str | None, extra: dict) -> dict:
+    """Encode and decode one image; the score comes from the decoded file."""
+    from .. import api
+    from ..metrics import psnr
+
+    t0 = time.perf_counter()
+    res = api.encode_array_ex(img, "overfit", q, effort=effort, device=device, **extra)
+    t1 = time.perf_counter()
+    rec = api.decode(res.data).pixels
+    t2 = time.perf_counter()
+    h, w = img.shape[:2]
+    return {"bpp": len(res.data) * 8 / (h * w), "psnr": float(psnr(img, rec)), "bytes": len(res.data),
+            "enc_s": t1 - t0, "dec_s": t2 - t1, "notes": res.notes,
+            "decoded_sha256": hashlib.sha256(rec.tobytes()).hexdigest()}, res.data
+
+
+def baseline_curve(name: str, imgs: list[np.ndarray]) -> tuple[list[float], list[float]]:
+    """Mean (bpp, PSNR) per quality of a classical codec over the images."""
+    from .. import baselines
+    from ..metrics import psnr
+
+    c = baselines.get(name)
+    qs = BASELINES[name] if BASELINES[name] else c.sweep_qualities()
+    rates, psnrs = [], []
+    for q in qs:
+        b, p = [], []
+        for img in imgs:
+            data = c.encode(img, q)
+            b.append(len(data) * 8 / (img.shape[0] * img.shape[1]))
+            p.append(psnr(img, c.decode(data)))
+        rates.append(float(np.mean(b)))
+        psnrs.append(float(np.mean(p)))
+    return rates, psnrs
+
+
+def _bd(r1, p1, r2, p2) -> float:
+    from ..bdrate import bd_rate
+    from ..errors import GanCompError
+
+    try:
+        return bd_rate(r1, p1, r2, p2)
+    except GanCompError:
+        return float("nan")
+
+
+def speed(folder: Path, iters: int = 12) -> str:
+    """CPU seconds per fitting iteration and model GFLOPS at 768x512 (kodim23), both
+    architectures, plus the peak memory of one 1024x1024 tile; a markdown table."""
+    import resource
+
+    from ..overfit import fit as F
+    from ..overfit.model import Arch
+
+    img = load(folder, "kodim23", "full")
+    lines = ["| architecture | MAC/pixel | CPU s / iteration | GFLOP / iteration (3x fwd) | GFLOPS |",
+             "|---|---|---|---|---|"]
+    for arch in (Arch(), Arch(syn=(16,), arm=8)):
+        F.fit(img, 0.002, arch, F.Schedule(iters=2), seed=0)
+        t0 = time.process_time()
+        F.fit(img, 0.002, arch, F.Schedule(iters=iters), seed=0)
+        cpu = (time.process_time() - t0) / iters
+        mac = arch.macs_per_pixel(*img.shape[:2])
+        gf = 6 * mac * img.shape[0] * img.shape[1] / 1e9
+        lines.append(f"| syn {arch.syn} / ARM {arch.arm} | {mac:.0f} | {cpu:.3f} | {gf:.2f} | {gf / cpu:.1f} |")
+    tile = np.tile(load(folder, "kodim01", "full"), (2, 2, 1))[:1024, :1024].copy()
+    F.fit(tile, 0.002, Arch(), F.Schedule(iters=3), seed=0)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    lines += ["", f"Peak memory of the process after also fitting one 1024x1024 tile: {rss:.0f} MiB."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="gancomp bench --suite overfit", description=__doc__.splitlines()[0])
+    p.add_argument("folder", nargs="?", default="../shared/data/kodak")
+    p.add_argument("--set", dest="sets", default="crops", help="crops, full or crops,full")
+    p.add_argument("--efforts", default="1")
+    p.add_argument("--qualities", default=",".join(f"{q:g}" for q in QUALITIES))
+    p.add_argument("--cache", default=DEFAULT_CACHE)
+    p.add_argument("--device", default=None)
+    p.add_argument("--iters", type=int, default=None, help="override iterations (quick checks)")
+    p.add_argument("--report-only", action="store_true", help="only rebuild the report from the cache")
+    p.add_argument("--images", type=int, default=None)
+    p.add_argument("--out", default="docs/BENCHMARKS.md")
+    p.add_argument("--no-write", action="store_true")
+    p.add_argument("--speed", action="store_true", help="only measure s/iteration, GFLOPS, memory")
+    a = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    folder = Path(a.folder)
+    if a.speed:
+        print(speed(folder))
+        return 0
+    cache = Path(a.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    efforts = [int(e) for e in a.efforts.split(",")]
+    qs = [float(q) for q in a.qualities.split(",")]
+    extra = {"iters": a.iters} if a.iters else {}
+    tag = f"-i{a.iters}" if a.iters else ""
+    for which in a.sets.split(","):
+        if a.report_only:
+            break
+        names = SETS[which][: a.images or None]
+        imgs = {n: load(folder, n, which) for n in names}
+        if True:
+            for e in efforts:
+                for n in names:
+                    for q in qs:
+                        key = cache / f"{which}-e{e}{tag}-{n}-q{q:g}"
+                        if key.with_suffix(".json").exists():
+                            continue
+                        r, data = point(imgs[n], q, e, a.device, extra)
+                        r.update(image=n, set=which, effort=e, quality=q, iters_override=a.iters)
+                        key.with_suffix(".gcz").write_bytes(data)
+                        key.with_suffix(".json").write_text(json.dumps(r, indent=1) + "\n")
+                        print(f"{which} e{e} {n} q{q:g}: {r['bpp']:.4f} bpp {r['psnr']:.2f} dB "
+                              f"enc {r['enc_s']:.0f}s dec {r['dec_s']:.2f}s", file=sys.stderr, flush=True)
+    cmd = "gancomp bench --suite overfit " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
+    report(a, cache, folder, cmd)
+    return 0
+
+
+def report(a, cache: Path, folder: Path, cmd: str) -> str:
+    """Tables (per set and effort) from every cached point, BD-rates, plot; writes the section.
+    A curve averages only the images that finished all its qualities; the classical codecs
+    are measured on exactly those images."""
+    from ..compare import Curve
+
+    rows = [json.loads(f.read_text()) for f in sorted(cache.glob("*.json"))]
+    lines = ["Overfitted codec (`overfit`) on the Kodak subset, one torch thread per encode on a "
+             "shared 2-core machine (load average 10-16 while this ran, so encode seconds are "
+             "wall-clock under heavy contention). bpp from the whole .gcz file, PSNR (RGB, 8-bit) "
+             "of the decoded file; a curve averages the images that finished all its qualities; "
+             "WebP, AVIF, HEIC and JPEG XL are measured in the same run on exactly those pixels.", ""]
+    curves: dict[str, Curve] = {}
+    base_cache: dict[tuple, dict] = {}
+    for which in ("crops", "full"):
+        sel = [r for r in rows if r["set"] == which and not r.get("iters_override")]
+        for e in sorted({r["effort"] for r in sel}):
+            er = [r for r in sel if r["effort"] == e]
+            quals = sorted({r["quality"] for r in er})
+            done = sorted(n for n in {r["image"] for r in er}
+                          if len({r["quality"] for r in er if r["image"] == n}) == len(quals))
+            lines += [f"### {which}, effort {e}: {len(done)} of {len(SETS[which])} images complete "
+                      f"({', '.join(done) or 'none'})", "",
+                      "| quality | images | bpp | PSNR dB | enc s/image | dec s/image |",
+                      "|---|---|---|---|---|---|"]
+            pts = []
+            for q in quals:
+                rr = [r for r in er if r["quality"] == q and (r["image"] in done or not done)]
+                pt = (float(np.mean([r["bpp"] for r in rr])), float(np.mean([r["psnr"] for r in rr])))
+                lines.append(f"| {q:g} | {len(rr)} | {pt[0]:.4f} | {pt[1]:.2f} | "
+                             f"{np.mean([r['enc_s'] for r in rr]):.0f} | "
+                             f"{np.mean([r['dec_s'] for r in rr]):.2f} |")
+                pts.append(pt)
+            lines.append("")
+            if not done or len(pts) < 4:
+                continue
+            key = (which, tuple(done))
+            if key not in base_cache:
+                imgs = [load(folder, n, which) for n in done]
+                base_cache[key] = {b: baseline_curve(b, imgs) for b in BASELINES}
+            base = base_cache[key]
+            name = f"overfit e{e} ({which}, {len(done)} img)"
+            curves[name] = Curve(name, np.array([p[0] for p in pts]), np.array([p[1] for p in pts]),
+                                 np.full(len(pts), np.nan))
+            bds = [_bd(*base[b], curves[name].bpp, curves[name].psnr) for b in BASELINES]
+            lines += ["| BD-rate (PSNR) of " + name + " vs | " + " | ".join(BASELINES) + " |",
+                      "|---|" + "---|" * len(BASELINES),
+                      "| | " + " | ".join(f"{v:+.1f}%" for v in bds) + " |", "",
+                      "Classical codecs on the same images (mean bpp / PSNR dB per setting):", ""]
+            for b, (r_, p_) in base.items():
+                lines.append(f"- {b}: " + ", ".join(f"{x:.3f}/{y:.2f}" for x, y in zip(r_, p_)))
+                cname = f"{b} ({which}, {len(done)} img)"
+                curves.setdefault(cname, Curve(cname, np.array(r_), np.array(p_),
+                                               np.full(len(r_), np.nan)))
+            lines.append("")
+    lines += [f"Command: `{cmd}`; every finished point is cached in `{DEFAULT_CACHE}/` (JSON + .gcz) "
+              "and skipped when the command is run again."]
+    text = "\n".join(lines)
+    print(text)
+    if not a.no_write and curves:
+        from ..rdplot import plot
+
+        plot(curves, "docs/overfit_rd.png", title="overfit vs classical codecs (Kodak subset)",
+             metrics=("psnr",))
+        text += "\n\n![overfit RD](overfit_rd.png)"
+        from ..report import write_section
+
+        write_section(a.out, SECTION, "## overfit (overfitted neural codec) on a Kodak subset\n\n" + text)
+    return text
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,364 @@
+"""``generative`` (codec id 9): generative compression at very low rates (seed 002, HiFiC-like).
+
+One quantized latent (mean-scale hyperprior, integer entropy model, bit-exact on any machine)
+and two decoders of it, chosen at decode time with ``--decoder gan|mse`` (default gan): a GAN
+generator that synthesizes plausible texture, or the MSE synthesis (blurrier, more faithful).
+
+Selective generative compression: ``keep_mask`` (a PNG, white = keep) or ``keep=auto`` codes
+the chosen 16x16 blocks at the rate of ``keep_quality`` (default 100) and the rest at the
+rate of ``-q``; the block mask is coded in the file. The GAN decoder shows the MSE synthesis in
+kept blocks (feathered 8 px into the synthesized area), so kept regions are not invented.
+``keep=auto`` keeps the ``keep_fraction`` (default 0.2) of blocks with the highest edge
+density (mean Sobel gradient magnitude of the luma in the block).
+
+Params: ``q`` quality x100, ``k`` keep quality x100 (-1: no mask), ``t`` tile, ``h`` 32-bit
+hash of the decoded latent state. Streams: [mask] then per tile the z and y streams.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ..entropy import AdaptiveCoder, decode_indexed, encode_indexed
+from ..errors import FormatError, InputError, ModelError
+from .base import Codec, Encoded, Option, clamp_quality, register
+
+PAD = 64
+BLOCK = 16
+DEFAULT_TILE = 1024
+DEFAULT_QUALITY = 30.0
+
+
+class _Runtime:
+    """A loaded generative model: float transforms in torch, integer h_s and tables in numpy."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], device: str = "cpu") -> None:
+        import torch
+
+        from ..nn.generative import GenerativeModel
+        from ..nn.intnet import IntLayer
+
+        arch = [int(v) for v in arrays["arch"]]
+        N, M, Nh, width, noise = arch[:5]
+        last = arch[5] if len(arch) > 5 else width
+        lambdas = tuple(np.exp(arrays["log_lambdas"].astype(np.float64)).tolist())
+        model = GenerativeModel(N, M, Nh, lambdas, width, bool(noise), last)
+        state = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in arrays.items()
+                 if k.startswith(("g_a.", "g_s.", "h_a.", "gen.")) or k in (
+                     "log_gain", "log_inv_gain", "log_lambdas")}
+        need = [k for k in model.state_dict() if k.startswith(("g_a.", "g_s.", "gen."))]
+        if any(k not in state for k in need):
+            raise ModelError("generative weights are incomplete")
+        model.load_state_dict(state, strict=False)
+        # float64 transforms: float32 convolutions round differently per CPU kernel set and
+        # thread count, which moved a few pixels by one level across machines
+        self.model = model.eval().double().to(device)
+        self.device = device
+        self.M = M
+        n = len([k for k in arrays if k.startswith("hs_int.") and k.endswith(".meta")])
+        self.hs = [IntLayer.from_arrays(arrays[f"hs_int.{i}.weight"], arrays[f"hs_int.{i}.bias"],
+                                        arrays[f"hs_int.{i}.meta"]) for i in range(n)]
+        for layer in self.hs:
+            layer.check()
+        self.y_freqs = arrays["y_freqs"].astype(np.int64)
+        self.y_offsets = arrays["y_offsets"].astype(np.int64)
+        self.bounds = arrays["scale_bounds"].astype(np.int64)
+        self.z_freqs = arrays["z_freqs"].astype(np.int64)
+        self.z_offsets = arrays["z_offsets"].astype(np.int64)
+
+    def gains(self, tmap: np.ndarray):
+        import torch
+
+        t = torch.from_numpy(tmap.astype(np.float64))[None].to(self.device)
+        return self.model.gain_maps(t)
+
+    def entropy_params(self, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Integer means (at 2^8) and scale indexes from integer z: exact on any machine."""
+        from ..nn.intnet import run
+
+        out = run(self.hs, z_hat)
+        return out[:self.M].astype(np.int64), np.searchsorted(
+            self.bounds, out[self.M:].astype(np.int64), side="right")
+
+    def z_index(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.broadcast_to(np.arange(shape[0])[:, None, None], shape)
+
+
+def _runtime(model_id: str, sha: str, device: str) -> _Runtime:
+    from ..weights import find
+
+    card = find(model_id)
+    if not card.sha256.startswith(sha.lower()):
+        raise ModelError(f"this file needs model {model_id!r} with SHA-256 {sha}…, "
+                         f"but the installed {model_id!r} has {card.sha256[:16]}…")
+    return _cached(model_id, card.sha256, str(card.path), card.path.stat().st_mtime, device)
+
+
+@lru_cache(maxsize=2)
+def _cached(model_id: str, sha: str, path: str, mtime: float, device: str) -> _Runtime:
+    from ..weights import load
+
+    arrays, _ = load(model_id, sha)
+    return _Runtime(arrays, device)
+
+
+def _model_ref(model: str | None, codec: str = "generative") -> tuple[str, str]:
+    from ..weights import default_for, find
+
+    card = find(model) if model else default_for(codec)
+    if card is None:
+        raise ModelError(f"no {codec} model is installed (see `gancomp models`)")
+    if card.codec != codec:
+        raise ModelError(f"model {card.id!r} is for codec {card.codec!r}, not {codec}")
+    return card.id, card.sha256
+
+
+def _device(name: str | None) -> str:
+    import torch
+
+    if name in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda requested but no CUDA device is available")
+    return name
+
+
+def _tiles(h: int, w: int, tile: int) -> list[tuple[int, int, int, int]]:
+    return [(y, x, min(tile, h - y), min(tile, w - x))
+            for y in range(0, h, tile) for x in range(0, w, tile)]
+
+
+def _padded(n: int) -> int:
+    return -(-n // PAD) * PAD
+
+
+def _state_hash(h, *arrays: np.ndarray) -> None:
+    for a in arrays:
+        h.update(np.ascontiguousarray(a, dtype="<i8").tobytes())
+
+
+# ---------------------------------------------------------------------------------------------
+# keep masks
+
+
+def edge_density(image: np.ndarray, block: int = BLOCK) -> np.ndarray:
+    """Mean Sobel gradient magnitude of the luma per ``block`` x ``block`` block."""
+    y = image[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    p = np.pad(y, 1, mode="edge")
+    gx = (p[:-2, 2:] + 2 * p[1:-1, 2:] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[1:-1, :-2] + p[2:, :-2])
+    gy = (p[2:, :-2] + 2 * p[2:, 1:-1] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[:-2, 1:-1] + p[:-2, 2:])
+    return _block_mean(np.hypot(gx, gy), block)
+
+
+def _block_mean(a: np.ndarray, block: int) -> np.ndarray:
+    h, w = a.shape
+    bh, bw = -(-h // block), -(-w // block)
+    p = np.pad(a, ((0, bh * block - h), (0, bw * block - w)), mode="edge")
+    return p.reshape(bh, block, bw, block).mean(axis=(1, 3))
+
+
+def auto_mask(image: np.ndarray, fraction: float) -> np.ndarray:
+    """Block mask (True = keep) of the ``fraction`` of blocks with the most edges."""
+    d = edge_density(image)
+    n = int(round(fraction * d.size))
+    if n <= 0:
+        return np.zeros(d.shape, bool)
+    order = np.argsort(-d, axis=None, kind="stable")[:n]
+    m = np.zeros(d.size, bool)
+    m[order] = True
+    return m.reshape(d.shape)
+
+
+def mask_from_pixels(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Block mask from a pixel mask (white = keep): a block is kept if any pixel is white."""
+    m = np.asarray(mask)
+    if m.ndim == 3:
+        m = m[..., :3].mean(axis=2) if m.shape[2] >= 3 else m[..., 0]
+    if m.shape != tuple(shape):
+        raise InputError(f"keep mask is {m.shape[1]}x{m.shape[0]}, image is {shape[1]}x{shape[0]}")
+    return _block_mean((m >= 128).astype(np.float64), BLOCK) > 0
+
+
+def load_mask(path: str, shape: tuple[int, int]) -> np.ndarray:
+    from ..imageio import load_image
+
+    return mask_from_pixels(load_image(path).pixels, shape)
+
+
+def _row_contexts(prev: np.ndarray) -> np.ndarray:
+    """Contexts of a mask row from the row above (above-left, above, above-right)."""
+    p = np.pad(prev.astype(np.int64), 1)
+    return p[:-2] + 2 * p[1:-1] + 4 * p[2:]
+
+
+def encode_mask(m: np.ndarray) -> bytes:
+    """Block mask -> bytes (adaptive binary coder, 8 contexts from the row above)."""
+    coder = AdaptiveCoder(2, 8, block=64)
+    prev = np.zeros(m.shape[1], bool)
+    for row in m:  # row by row, so the decoder knows each row's contexts
+        coder.encode(row.astype(np.int32), _row_contexts(prev))
+        prev = row
+    return coder.finish()
+
+
+def decode_mask(data: bytes, shape: tuple[int, int]) -> np.ndarray:
+    coder = AdaptiveCoder.decoder(data, 2, 8, block=64)
+    m = np.zeros(shape, bool)
+    prev = np.zeros(shape[1], bool)
+    for r in range(shape[0]):
+        m[r] = coder.decode(_row_contexts(prev)).astype(bool)
+        prev = m[r]
+    coder.check_end()
+    return m
+
+
+def blend_weight(m: np.ndarray, h: int, w: int, feather: int = 8) -> np.ndarray:
+    """Per-pixel weight of the kept reconstruction: 1 in kept blocks, fading to 0 over
+    ``feather`` pixels outside them (integer box filter, exact everywhere)."""
+    up = np.repeat(np.repeat(m.astype(np.int64), BLOCK, 0), BLOCK, 1)[:h, :w]
+    k = 2 * feather + 1
+    p = np.pad(up, feather, mode="edge")
+    c = np.pad(p.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    box = c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
+    return np.maximum(up.astype(np.float64), box / float(k * k))
+
+
+@register
+class GenerativeCodec(Codec):
+    name = "generative"
+    codec_id = 9
+    version = 1
+    channels = (3,)
+    description = "GAN decoder for very low rates (seed 002, HiFiC-like), --decoder gan|mse"
+    encode_options = (
+        Option("model", str, None, "weights id (default: the installed default)"),
+        Option("tile", int, DEFAULT_TILE, "independent tiles of this size (multiple of 64)",
+               lo=64, hi=4096),
+        Option("keep_mask", str, None, "PNG mask, white = keep these regions at high fidelity"),
+        Option("keep", str, None, "auto: keep the blocks with the most edges", choices=("auto",)),
+        Option("keep_fraction", float, 0.2, "share of blocks kept by keep=auto", lo=0.0, hi=1.0),
+        Option("keep_quality", float, 100.0, "quality of kept regions", lo=0.0, hi=100.0),
+    )
+    decode_options = (
+        Option("decoder", str, "gan", "gan: synthesized texture; mse: the MSE synthesis of the "
+               "same latent", choices=("gan", "mse")),
+    )
+
+    def quality_range(self) -> tuple[float, float]:
+        return (0.0, 100.0)
+
+    def sweep_qualities(self) -> list[float]:
+        return [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+
+    def encode(self, image: np.ndarray, quality: float | None = None, **options: Any) -> Encoded:
+        import torch
+
+        mask_arr = options.pop("keep_mask", None) if isinstance(options.get("keep_mask"),
+                                                                 np.ndarray) else None
+        opts = self.encode_opts(options)
+        q100 = int(round(clamp_quality(quality, DEFAULT_QUALITY) * 100))
+        tile = opts["tile"]
+        if tile % PAD:
+            raise InputError(f"tile must be a multiple of {PAD}, got {tile}")
+        h, w, _ = image.shape
+        mask = None
+        if mask_arr is not None:
+            mask = mask_from_pixels(mask_arr, (h, w))
+        elif opts.get("keep_mask"):
+            mask = load_mask(opts["keep_mask"], (h, w))
+        elif opts.get("keep") == "auto":
+            mask = auto_mask(image, opts["keep_fraction"])
+        k100 = int(round(opts["keep_quality"] * 100)) if mask is not None else -1
+        model_id, sha = _model_ref(opts.get("model"))
+        rt = _runtime(model_id, sha, _device(opts.get("device")))
+        streams: list[bytes] = [encode_mask(mask)] if mask is not None else []
+        digest = hashlib.blake2b(digest_size=4)
+        with torch.no_grad():
+            for (y0, x0, th, tw) in _tiles(h, w, tile):
+                part = image[y0:y0 + th, x0:x0 + tw]
+                part = np.pad(part, ((0, _padded(th) - th), (0, _padded(tw) - tw), (0, 0)), mode="edge")
+                tmap = _rate_map(rt, q100, k100, mask, y0, x0, part.shape[0], part.shape[1])
+                g, _ = rt.gains(tmap)
+                x = torch.from_numpy(part.transpose(2, 0, 1).astype(np.float64) / 255.0)[None]
+                y = rt.model.g_a(x.to(rt.device)) * g
+                z_hat = torch.round(rt.model.h_a(y))[0].cpu().numpy().astype(np.int64)
+                mean_int, idx = rt.entropy_params(z_hat)
+                sym = np.rint(y[0].double().cpu().numpy() - mean_int / 256.0).astype(np.int64)
+                streams.append(encode_indexed(z_hat, rt.z_index(z_hat.shape), rt.z_freqs, rt.z_offsets))
+                streams.append(encode_indexed(sym, idx, rt.y_freqs, rt.y_offsets))
+                _state_hash(digest, z_hat, sym, mean_int, idx)
+        params = {"q": q100, "k": k100, "t": tile, "h": int.from_bytes(digest.digest(), "little")}
+        notes = [f"kept {int(mask.sum())}/{mask.size} blocks"] if mask is not None else []
+        return Encoded(params, streams, model_id=model_id, model_sha256=sha, notes=notes)
+
+    def decode(self, params, streams, width, height, channels, model_id="", model_sha256="",
+               **options) -> np.ndarray:
+        import torch
+
+        opts = self.decode_opts(options)
+        try:
+            q100, k100, tile, want = (int(params[k]) for k in ("q", "k", "t", "h"))
+        except (KeyError, TypeError, ValueError):
+            raise FormatError("generative params missing or malformed") from None
+        if not 0 <= q100 <= 10000 or not -1 <= k100 <= 10000 or not 64 <= tile <= 4096 \
+                or tile % PAD or channels != 3:
+            raise FormatError("generative params out of range")
+        tiles = _tiles(height, width, tile)
+        has_mask = k100 >= 0
+        if len(streams) != 2 * len(tiles) + int(has_mask):
+            raise FormatError(f"generative expects {2 * len(tiles) + int(has_mask)} streams, "
+                              f"file has {len(streams)}")
+        if not model_id:
+            raise FormatError("generative file names no model")
+        mask = decode_mask(streams[0], (-(-height // BLOCK), -(-width // BLOCK))) if has_mask else None
+        streams = streams[int(has_mask):]
+        rt = _runtime(model_id, model_sha256, _device(opts.get("device")))
+        gan = opts["decoder"] == "gan"
+        out = np.empty((height, width, 3), dtype=np.uint8)
+        digest = hashlib.blake2b(digest_size=4)
+        with torch.no_grad():
+            for k, (y0, x0, th, tw) in enumerate(tiles):
+                ph, pw = _padded(th), _padded(tw)
+                tmap = _rate_map(rt, q100, k100, mask, y0, x0, ph, pw)
+                _, ig = rt.gains(tmap)
+                zs = (rt.z_freqs.shape[0], ph // PAD, pw // PAD)
+                z_hat = decode_indexed(streams[2 * k], rt.z_index(zs), rt.z_freqs,
+                                       rt.z_offsets).reshape(zs)
+                mean_int, idx = rt.entropy_params(z_hat)
+                sym = decode_indexed(streams[2 * k + 1], idx, rt.y_freqs, rt.y_offsets)
+                sym = sym.reshape(mean_int.shape)
+                _state_hash(digest, z_hat, sym, mean_int, idx)
+                y_hat = torch.from_numpy(sym + mean_int / 256.0)[None]
+                y_hat = y_hat.to(rt.device) * ig
+                x_mse = rt.model.g_s(y_hat).clamp(0, 1)
+                pix = x_mse
+                if gan:
+                    noise = torch.from_numpy(np.random.default_rng(k).standard_normal(
+                        (1, 1, ph, pw))).to(rt.device)
+                    pix = rt.model.gen(y_hat, x_mse, noise).clamp(0, 1)
+                pix = (pix[0] * 255).double().cpu().numpy().transpose(1, 2, 0)[:th, :tw]
+                if gan and mask is not None:
+                    wgt = blend_weight(mask, height, width)[y0:y0 + th, x0:x0 + tw, None]
+                    keep = (x_mse[0] * 255).double().cpu().numpy().transpose(1, 2, 0)[:th, :tw]
+                    pix = wgt * keep + (1 - wgt) * pix
+                out[y0:y0 + th, x0:x0 + tw] = np.clip(np.rint(pix), 0, 255).astype(np.uint8)
+        if int.from_bytes(digest.digest(), "little") != want:
+            raise FormatError("generative latent hash mismatch (entropy-model desync or corrupt stream)")
+        return out
+
+
+def _rate_map(rt: _Runtime, q100: int, k100: int, mask: np.ndarray | None, y0: int, x0: int,
+              ph: int, pw: int) -> np.ndarray:
+    """Rate positions on a tile's latent grid: -q's everywhere, keep quality in kept blocks."""
+    top = rt.model.levels - 1
+    hl, wl = ph // BLOCK, pw // BLOCK
+    t = np.full((hl, wl), q100 / 10000.0 * top)
+    if mask is not None:
+        rows = np.minimum(y0 // BLOCK + np.arange(hl), mask.shape[0] - 1)
+        cols = np.minimum(x0 // BLOCK + np.arange(wl), mask.shape[1] - 1)
+        t = np.where(mask[np.ix_(rows, cols)], k100 / 10000.0 * top, t)
+    return t

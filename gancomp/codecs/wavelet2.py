@@ -1,0 +1,288 @@
+"""``wavelet2``: CDF 9/7 wavelet + context-modelled coding; the fast default codec.
+
+JPEG 2000's transform (CDF 9/7 lifting, symmetric extension, any size), YCbCr for colour,
+one dead-zone quantizer step per subband scaled by the band's synthesis energy gain and the
+colour transform's, so equal steps mean equal error in RGB (MSE-optimal); reconstruction
+offsets measured per band group by the encoder and sent (18 bytes). Coefficients are coded by
+:mod:`gancomp.subband`: polyphase passes with contexts from two-sided in-band neighbours,
+parent, sibling orientations and co-located luma, signs with context. numpy + constriction
+only: no torch on the encode or decode path.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import dwt97
+from ..errors import FormatError
+from ..subband import MODELS, BandInfo, Coders, _resample, code_band, code_ll
+from .base import Codec, Encoded, Option, clamp_quality, register
+
+MAX_LEVELS = 6
+MIN_LL = 8                 # stop splitting when the low band would get smaller than this
+ROUND = 0.40               # quantizer rounding: floor(|c| / step + ROUND) ...
+ZTHR = 0.66                # ... and zero below ZTHR steps (the dead zone)
+ISO = 0.15                 # isolated coefficients (no significant neighbour or parent) need
+                           # ZTHR + ISO steps: their significance costs many bits
+CHROMA_CODE = 6            # default chroma step factor 2 ** (code / 16)
+STEP_DIV = 16.0            # step = 2 ** (step_code / STEP_DIV) / 64 (q 0: ~99, q 100: ~1.3)
+
+# The context models' trained starting counts (gancomp/train/w2priors.py); part of the format.
+PRIORS_FILE = Path(__file__).resolve().parent.parent / "data" / "wavelet2_priors.safetensors"
+PRIORS_SHA256 = "2fef475d5a6cd4e21f56dba6ff4e81e53bc8d19149e100a2eaa763b5e25ba570"
+_PRIORS: dict[str, np.ndarray] | None = None
+
+
+def load_priors() -> dict[str, np.ndarray] | None:
+    """The starting counts this build's wavelet2 format uses (checked against PRIORS_SHA256)."""
+    global _PRIORS
+    if not PRIORS_SHA256:
+        return None
+    if _PRIORS is None:
+        import hashlib
+
+        from safetensors.numpy import load
+
+        try:
+            raw = PRIORS_FILE.read_bytes()
+        except OSError:
+            raise FormatError(f"wavelet2 context table {PRIORS_FILE.name} missing from this "
+                              "install") from None
+        if hashlib.sha256(raw).hexdigest() != PRIORS_SHA256:
+            raise FormatError(f"wavelet2 context table {PRIORS_FILE.name} was modified")
+        t = load(raw)
+        if set(t) != set(MODELS) or any(t[k].shape != (n, a) for k, (a, n) in MODELS.items()):
+            raise FormatError("wavelet2 context table has the wrong shape")
+        _PRIORS = t
+    return _PRIORS
+
+
+# BT.601 full-range YCbCr, as in JPEG; written out so no BLAS call can reorder sums.
+_R2Y = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
+_Y2R = ((1.0, 0.0, 1.402), (1.0, -0.344136, -0.714136), (1.0, 1.772, 0.0))
+# Squared-error weight of each YCbCr channel in RGB (column energies of _Y2R).
+_YCC_GAIN = tuple(sum(_Y2R[r][c] ** 2 for r in range(3)) / 3.0 for c in range(3))
+
+
+def levels_for(h: int, w: int) -> int:
+    """Decomposition depth: up to MAX_LEVELS while the low band keeps >= MIN_LL samples."""
+    n, side = 0, min(h, w)
+    while n < MAX_LEVELS and side >= 2 * MIN_LL:
+        side = (side + 1) // 2
+        n += 1
+    return n
+
+
+def step_code_for_quality(q: float) -> int:
+    """Quality 0..100 -> integer step code (monotone: higher quality, smaller step)."""
+    return int(round(202.0 - q * (STEP_DIV / 16.0)))
+
+
+def _mix(x: np.ndarray, m) -> list[np.ndarray]:
+    return [m[i][0] * x[..., 0] + m[i][1] * x[..., 1] + m[i][2] * x[..., 2] for i in range(3)]
+
+
+def _level_cls(k: int, levels: int) -> int:
+    """0 for the finest level, 1 for the next, 2 for the coarser ones (k = 0 is coarsest)."""
+    return min(levels - 1 - k, 2)
+
+
+class _Steps:
+    """Every band's quantizer step, from the two integers stored in the file."""
+
+    def __init__(self, step_code: int, chroma_code: int, levels: int, channels: int) -> None:
+        base = 2.0 ** (step_code / STEP_DIV) / 64.0
+        cf = 2.0 ** (chroma_code / 16.0)
+        g_ll, g_det = dwt97.synthesis_gains(levels)
+        self.ll: list[float] = []
+        self.det: list[list[tuple[float, float, float]]] = []
+        for ch in range(channels):
+            wc = _YCC_GAIN[ch] if channels == 3 else 1.0
+            f = base * (cf if ch > 0 else 1.0) / math.sqrt(wc)
+            self.ll.append(f / math.sqrt(g_ll))
+            self.det.append([tuple(f / math.sqrt(g) for g in gs) for gs in g_det])
+
+
+def _quantize(c: np.ndarray, step: float, rnd: float) -> np.ndarray:
+    m = np.floor(np.abs(c) * (1.0 / step) + rnd).astype(np.int64)
+    return np.where(c < 0, -m, m)
+
+
+def _quantize_band(c: np.ndarray, step: float, parent: np.ndarray | None) -> np.ndarray:
+    """Dead-zone quantizer with a wider zero bin for isolated coefficients (a cheap
+    rate-distortion choice: lone significant coefficients are the most expensive to code)."""
+    a = np.abs(c) * (1.0 / step)
+    m = np.floor(a + ROUND).astype(np.int64)
+    m[a < ZTHR] = 0
+    if ISO > 0 and m.size:
+        s = np.pad(m > 0, 1)
+        h, w = m.shape
+        near = np.zeros((h, w), dtype=bool)
+        for dr in (0, 1, 2):
+            for dc in (0, 1, 2):
+                if dr != 1 or dc != 1:
+                    near |= s[dr:dr + h, dc:dc + w]
+        if parent is not None:
+            near |= _resample(parent, m.shape, 2) != 0
+        m[~near & (a < ZTHR + ISO)] = 0
+    return np.where(c < 0, -m, m)
+
+
+def _offsets_index(ch: int, lc: int, big: bool) -> int:
+    return (ch * 3 + lc) * 2 + int(big)
+
+
+@register
+class Wavelet2Codec(Codec):
+    name = "wavelet2"
+    codec_id = 6
+    version = 1
+    channels = (1, 3)
+    description = ("CDF 9/7 wavelet, energy-weighted dead-zone quantizer, context-modelled "
+                   "range coding (numpy only)")
+    encode_options = (
+        Option("chroma", int, CHROMA_CODE, "chroma step factor 2^(chroma/16) over luma",
+               lo=-32, hi=64),
+    )
+
+    chroma_default = CHROMA_CODE
+
+    def quality_range(self) -> tuple[float, float]:
+        return (0.0, 100.0)
+
+    def sweep_qualities(self) -> list[float]:
+        return [15.0, 25.0, 35.0, 45.0, 55.0, 65.0]
+
+    # --- encode --------------------------------------------------------------------------
+
+    def analyse(self, image: np.ndarray):
+        """The transform of an image: (levels, per-channel (ll, details)); reusable across
+        quality trials (rate control)."""
+        h, w, c = image.shape
+        x = image.astype(np.float64) - 128.0
+        planes = _mix(x, _R2Y) if c == 3 else [x[..., 0]]
+        levels = levels_for(h, w)
+        return levels, [dwt97.forward(p, levels) for p in planes]
+
+    def encode(self, image: np.ndarray, quality: float | None = None, **options: Any) -> Encoded:
+        opts = self.encode_opts(options)
+        q = clamp_quality(quality, 50.0)
+        return self.encode_analysed(image.shape, self.analyse(image), step_code_for_quality(q),
+                                    opts["chroma"])
+
+    def trial_encoder(self, image: np.ndarray, **options: Any):
+        """``quality -> Encoded`` for rate control: the transform is computed once, and each
+        distinct step (qualities map to 1/16-octave steps) is coded once."""
+        opts = self.encode_opts(options)
+        analysed = self.analyse(image)
+        memo: dict[int, Encoded] = {}
+
+        def trial(quality: float | None) -> Encoded:
+            code = step_code_for_quality(clamp_quality(quality, 50.0))
+            if code not in memo:
+                memo[code] = self.encode_analysed(image.shape, analysed, code, opts["chroma"])
+            return memo[code]
+
+        return trial
+
+    def encode_analysed(self, shape, analysed, step_code: int, chroma_code: int,
+                        coders: Coders | None = None) -> Encoded:
+        """Quantize and code a transform from :meth:`analyse` at one step."""
+        h, w, c = shape
+        levels, coeffs = analysed
+        steps = _Steps(step_code, chroma_code, levels, c)
+        co = coders if coders is not None else Coders(priors=load_priors())
+        offs_num = np.zeros(c * 6)
+        offs_den = np.zeros(c * 6)
+        qbands: list[list[tuple[np.ndarray, ...]]] = []
+        for ch, (ll, details) in enumerate(coeffs):
+            chroma = int(ch > 0)
+            code_ll(co, chroma, ll.shape, _quantize(ll, steps.ll[ch], 0.5))
+            qlev: list[tuple[np.ndarray, ...]] = []
+            for k, bands in enumerate(details):
+                lc = _level_cls(k, levels)
+                qs: list[np.ndarray] = []
+                for o, b in enumerate(bands):
+                    st = steps.det[ch][k][o]
+                    qb = _quantize_band(b, st, qlev[k - 1][o] if k else None)
+                    info = BandInfo(chroma, lc, o, qb.shape,
+                                    qlev[k - 1][o] if k else None, qs,
+                                    qbands[0][k][o] if ch > 0 else None)
+                    code_band(co, info, qb)
+                    m = np.abs(qb)
+                    err = np.abs(b) / st - m
+                    for big in (False, True):
+                        sel = (m > 1) if big else (m == 1)
+                        i = _offsets_index(ch, lc, big)
+                        offs_num[i] += err[sel].sum()
+                        offs_den[i] += sel.sum()
+                    qs.append(qb)
+                qlev.append(tuple(qs))
+            qbands.append(qlev)
+        offs = np.clip(np.round(128.0 * offs_num / np.maximum(offs_den, 1)), -64, 63)
+        params = {"L": levels, "s": step_code, "c": chroma_code,
+                  "r": offs.astype(np.int8).tobytes()}
+        return Encoded(params, [co.finish()])
+
+    # --- decode --------------------------------------------------------------------------
+
+    def decode(self, params, streams, width, height, channels, model_id="", model_sha256="",
+               **options) -> np.ndarray:
+        self.decode_opts(options)
+        try:
+            levels, step_code, chroma_code, offs_b = (params["L"], params["s"], params["c"],
+                                                      params["r"])
+        except KeyError as exc:
+            raise FormatError(f"wavelet2 parameter {exc} missing") from None
+        if not all(isinstance(v, int) for v in (levels, step_code, chroma_code)) or \
+                not isinstance(offs_b, bytes):
+            raise FormatError("wavelet2 parameters have the wrong types")
+        if len(streams) != 1 or channels not in (1, 3) or len(offs_b) != 6 * channels:
+            raise FormatError("wavelet2 streams or parameters malformed")
+        if levels != levels_for(height, width) or not (-512 <= step_code <= 512) or \
+                not (-32 <= chroma_code <= 64):
+            raise FormatError("wavelet2 parameters out of range for this image")
+        offs = np.frombuffer(offs_b, dtype=np.int8).astype(np.float64) / 128.0
+        steps = _Steps(step_code, chroma_code, levels, channels)
+        ll_shape, det_shapes = dwt97.band_shapes(height, width, levels)
+        co = Coders(streams[0], priors=load_priors())
+        qbands: list[list[tuple[np.ndarray, ...]]] = []
+        lls: list[np.ndarray] = []
+        for ch in range(channels):
+            chroma = int(ch > 0)
+            lls.append(code_ll(co, chroma, ll_shape))
+            qlev: list[tuple[np.ndarray, ...]] = []
+            for k, shapes in enumerate(det_shapes):
+                lc = _level_cls(k, levels)
+                qs: list[np.ndarray] = []
+                for o, shp in enumerate(shapes):
+                    info = BandInfo(chroma, lc, o, shp, qlev[k - 1][o] if k else None, qs,
+                                    qbands[0][k][o] if ch > 0 else None)
+                    qs.append(code_band(co, info))
+                qlev.append(tuple(qs))
+            qbands.append(qlev)
+        co.check_end()
+        planes = []
+        for ch in range(channels):
+            details = []
+            for k in range(levels):
+                lc = _level_cls(k, levels)
+                o1, o2 = offs[_offsets_index(ch, lc, False)], offs[_offsets_index(ch, lc, True)]
+                lev = []
+                for o in range(3):
+                    qb = qbands[ch][k][o]
+                    m = np.abs(qb).astype(np.float64)
+                    r = np.where(m == 1, m + o1, np.where(m > 1, m + o2, 0.0))
+                    lev.append(np.where(qb < 0, -r, r) * steps.det[ch][k][o])
+                details.append(tuple(lev))
+            planes.append(dwt97.inverse(lls[ch].astype(np.float64) * steps.ll[ch], details))
+        if channels == 3:
+            x = np.stack(planes, axis=-1)
+            out = np.stack(_mix(x, _Y2R), axis=-1)
+        else:
+            out = planes[0][..., None]
+        return np.clip(np.round(out + 128.0), 0, 255).astype(np.uint8)

@@ -1,0 +1,315 @@
+"""Training of the ``ae`` codec family on 32x32 blocks, in three phases sharing one clock:
+
+1. ``base``: the variable-rate block autoencoder (rate + lambda * 255^2 * MSE, lambda drawn
+   per sample over the trained levels);
+2. ``res``: the residual autoencoder of ``--passes`` (CNN-RNN-AE): a copy of the base model
+   fine-tuned on residuals ``0.5 + RES_SCALE * (x - x1)`` of the frozen base's reconstruction
+   x1, its distortion measured in image units;
+3. ``gan``: the GAN-AE decoder of ``--decoder gan``: the base synthesis fine-tuned with the
+   encoder frozen on lambda * 255^2 * MSE plus a least-squares GAN loss (Mao et al. 2017)
+   from a patch discriminator.
+
+``python -m gancomp.train.ae --data DIR --out DIR --minutes M [--device cuda]`` trains for M
+wall minutes (split 60/20/20 over the phases), checkpoints (safetensors) and resumes, logs
+losses to loss.csv and exports ``<model-id>.safetensors`` + card into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RES_SCALE = 4.0
+CONFIGS: dict[str, dict[str, Any]] = {
+    "tiny": {"N": 8, "C": 12, "lambdas": [0.01, 0.1], "batch": 4, "crops_per_image": 2,
+             "max_images": 4, "lr": 1e-3, "adv": 0.05},
+    "cpu": {"N": 64, "C": 48, "lambdas": [0.003, 0.01, 0.03, 0.1, 0.3], "batch": 32,
+            "crops_per_image": 64, "max_images": 0, "lr": 1e-3, "adv": 0.05},
+    "gpu": {"N": 64, "C": 48, "lambdas": [0.003, 0.01, 0.03, 0.1, 0.3], "batch": 256,
+            "crops_per_image": 150, "max_images": 0, "lr": 1e-3, "adv": 0.05},
+}
+PHASES = ("base", "res", "gan")
+SHARE = {"base": 0.6, "res": 0.2, "gan": 0.2}
+
+
+def load_crops(data: str, per_image: int, max_images: int, cache: Path, seed: int = 0) -> np.ndarray:
+    """(n, 32, 32, 3) uint8 training blocks from the training split of ``data`` (held-back
+    photos and Kodak excluded), cached as .npy in ``cache``."""
+    import hashlib
+
+    from .data import extract_crops, list_images, split_held_out
+
+    files, _ = split_held_out(list_images(data))
+    if max_images:
+        files = files[:max_images]
+    key = hashlib.sha256(("\n".join(map(str, files)) + f"{per_image}").encode()).hexdigest()[:12]
+    path = cache / f"blocks32_{key}.npy"
+    if not path.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        arr = extract_crops(files, 32, per_image, seed)
+        np.save(path.with_suffix(".tmp.npy"), arr)
+        path.with_suffix(".tmp.npy").replace(path)
+    return np.load(path)
+
+
+def build(cfg: dict[str, Any]):
+    """Base, residual and GAN models plus the discriminator."""
+    from ..nn.ae import BlockAE, PatchD
+
+    lam = tuple(cfg["lambdas"])
+    return (BlockAE(cfg["N"], cfg["C"], lam), BlockAE(cfg["N"], cfg["C"], lam),
+            BlockAE(cfg["N"], cfg["C"], lam), PatchD(max(8, cfg["N"] // 2)))
+
+
+def _save(path: Path, models, meta: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    state = {}
+    for name, m in zip(("base", "res", "gan", "disc"), models):
+        state.update({f"{name}.{k}": v.detach().float().cpu().contiguous()
+                      for k, v in m.state_dict().items()})
+    tmp = path.with_suffix(".tmp")
+    save_file(state, str(tmp), metadata={"meta": json.dumps(meta)})
+    tmp.replace(path)
+
+
+def _load(path: Path, models) -> dict[str, Any]:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    for name, m in zip(("base", "res", "gan", "disc"), models):
+        m.load_state_dict({k[len(name) + 1:]: v for k, v in state.items()
+                           if k.startswith(name + ".")})
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads(f.metadata()["meta"])
+
+
+def _batch(crops: np.ndarray, size: int, rng: np.random.Generator, device: str):
+    import torch
+
+    from .data import batch
+
+    x = torch.from_numpy(batch(crops, size, rng)).to(device)
+    return x.contiguous(memory_format=torch.channels_last) if device == "cuda" else x
+
+
+def step_base(model, x, opt, amp):
+    import torch
+
+    t = torch.rand(x.shape[0], device=x.device) * (model.levels - 1)
+    with amp():
+        out = model(x, t)
+    mse = ((out["x_hat"].float() - x) ** 2).mean((1, 2, 3))
+    bpp = out["bits"] / (x.shape[2] * x.shape[3])
+    loss = (model.lam(t) * 255 ** 2 * mse + bpp).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    opt.step()
+    return float(loss.detach()), float(bpp.mean().detach()), float(mse.mean().detach())
+
+
+def step_res(base, res, x, opt, amp):
+    import torch
+
+    B = x.shape[0]
+    with torch.no_grad():
+        t0 = torch.rand(B, device=x.device) * (base.levels - 1)
+        with amp():
+            x1 = base(x, t0)["x_hat"].float()
+        x1 = torch.round(x1.clamp(0, 1) * 255) / 255
+    u = 0.5 + RES_SCALE * (x - x1)
+    t = torch.rand(B, device=x.device) * (res.levels - 1)
+    with amp():
+        out = res(u, t)
+    mse = ((out["x_hat"].float() - u) ** 2).mean((1, 2, 3)) / RES_SCALE ** 2
+    bpp = out["bits"] / (x.shape[2] * x.shape[3])
+    loss = (res.lam(t) * 255 ** 2 * mse + bpp).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(res.parameters(), 5.0)
+    opt.step()
+    return float(loss.detach()), float(bpp.mean().detach()), float(mse.mean().detach())
+
+
+def step_gan(gan, disc, x, opt, opt_d, adv, amp):
+    import torch
+
+    t = torch.rand(x.shape[0], device=x.device) * (gan.levels - 1)
+    with torch.no_grad():
+        g, ig = gan.gains(t)
+        with amp():
+            y = torch.round(gan.analysis(x).float() * g)
+    with amp():
+        x_hat = gan.g_s(y * ig).float()
+    mse = ((x_hat - x) ** 2).mean((1, 2, 3))
+    with amp():
+        d_fake = disc(x_hat).float()
+    g_adv = ((d_fake - 1) ** 2).mean()
+    loss = (gan.lam(t) * 255 ** 2 * mse).mean() + adv * g_adv
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    with amp():
+        d_real = disc(x).float()
+        d_f = disc(x_hat.detach()).float()
+    d_loss = ((d_real - 1) ** 2).mean() + (d_f ** 2).mean()
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    return float(loss.detach()), float(g_adv.detach()), float(mse.mean().detach())
+
+
+def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str = "cpu",
+          steps: int = 0, model_id: str = "ae-v1", fresh: bool = False, log=print) -> Path:
+    """Run (or resume) the three phases, then export weights + card into ``out``."""
+    import contextlib
+
+    import torch
+
+    torch.set_num_threads(1) if device == "cpu" else None
+    out.mkdir(parents=True, exist_ok=True)
+    crops = load_crops(data, cfg["crops_per_image"], cfg["max_images"], out / "cache")
+    models = build(cfg)
+    base, res, gan, disc = models
+    ckpt = out / "checkpoint.safetensors"
+    meta = {"phase": "base", "steps": {p: 0 for p in PHASES}, "seconds": {p: 0.0 for p in PHASES}}
+    if ckpt.is_file() and not fresh:
+        meta = _load(ckpt, models)
+        log(f"resumed from {ckpt}: {meta}")
+    for m in models:
+        m.to(device)
+        if device == "cuda":
+            m.to(memory_format=torch.channels_last)
+    amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device == "cuda" \
+        else contextlib.nullcontext
+    rng = np.random.default_rng(1234 + sum(meta["steps"].values()))
+    budget = {p: minutes * 60 * SHARE[p] for p in PHASES}
+    log_path = out / "loss.csv"
+    new_log = not log_path.is_file()
+    with open(log_path, "a", newline="") as fh:
+        w = csv.writer(fh)
+        if new_log:
+            w.writerow(["phase", "step", "seconds", "loss", "bpp_or_adv", "mse"])
+        for phase in PHASES[PHASES.index(meta["phase"]):]:
+            meta["phase"] = phase
+            if phase == "res" and meta["steps"]["res"] == 0:
+                res.load_state_dict(base.state_dict())
+            if phase == "gan" and meta["steps"]["gan"] == 0:
+                gan.load_state_dict(base.state_dict())
+            trainable = {"base": base, "res": res, "gan": gan.g_s}[phase]
+            opt = torch.optim.Adam(trainable.parameters(), lr=cfg["lr"])
+            opt_d = torch.optim.Adam(disc.parameters(), lr=cfg["lr"], betas=(0.5, 0.999))
+            cap = steps * SHARE[phase] if steps else math.inf
+            t_start = time.time() - meta["seconds"][phase]
+            last_ck = time.time()
+            for m in models:
+                m.train()
+            while meta["steps"][phase] < cap and (steps or time.time() - t_start < budget[phase]):
+                frac = (time.time() - t_start) / max(budget[phase], 1e-9) if not steps else \
+                    meta["steps"][phase] / cap
+                lr = cfg["lr"] * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+                for o in (opt, opt_d):
+                    for gr in o.param_groups:
+                        gr["lr"] = lr
+                x = _batch(crops, cfg["batch"], rng, device)
+                if phase == "base":
+                    r = step_base(base, x, opt, amp)
+                elif phase == "res":
+                    r = step_res(base, res, x, opt, amp)
+                else:
+                    r = step_gan(gan, disc, x, opt, opt_d, cfg["adv"], amp)
+                meta["steps"][phase] += 1
+                meta["seconds"][phase] = time.time() - t_start
+                k = meta["steps"][phase]
+                if k % 20 == 0 or k < 3:
+                    w.writerow([phase, k, round(meta["seconds"][phase], 1), *(f"{v:.5g}" for v in r)])
+                    fh.flush()
+                if time.time() - last_ck > 120:
+                    _save(ckpt, models, meta)
+                    last_ck = time.time()
+            log(f"phase {phase}: {meta['steps'][phase]} steps in {meta['seconds'][phase]:.0f} s")
+            _save(ckpt, models, meta)
+    meta["phase"] = "done"
+    _save(ckpt, models, meta)
+    return export(models, cfg, meta, data, out, model_id, device)
+
+
+def export_arrays(base, res, gan) -> dict[str, np.ndarray]:
+    """Shipped arrays: base.*, res.*, gan.g_s.* (fp32) and the Gaussian code tables."""
+    from .export import gaussian_tables
+
+    arrays: dict[str, np.ndarray] = {}
+    for name, m in (("base", base), ("res", res)):
+        for k, v in m.state_dict().items():
+            arrays[f"{name}.{k}"] = v.detach().float().cpu().contiguous().numpy()
+    for k, v in gan.g_s.state_dict().items():
+        arrays[f"gan.g_s.{k}"] = v.detach().float().cpu().contiguous().numpy()
+    yf, yo, _ = gaussian_tables()
+    arrays["y_freqs"], arrays["y_offsets"] = yf.astype(np.int32), yo.astype(np.int64)
+    return arrays
+
+
+def export(models, cfg, meta, data, out: Path, model_id: str, device: str,
+           results: Any = None) -> Path:
+    from .. import weights
+
+    base, res, gan, _ = (m.float().cpu().eval() for m in models)
+    card = {
+        "id": model_id, "codec": "ae", "default": True,
+        "architecture": (
+            f"block CNN-AE of seed 001 on 32x32 blocks, stride 4: g_a conv5 s2 + GDN, conv5 s2 + "
+            f"GDN, conv3 (N={cfg['N']}, C={cfg['C']}) plus a lapped linear path (conv 8x8 s4); "
+            f"g_s conv3 + IGDN, conv3 + pixel shuffle + IGDN, conv3 to 12 + pixel shuffle, plus "
+            f"transposed conv 8x8 s4; gain units over lambdas {cfg['lambdas']}; latents coded "
+            f"with the hyperprior codec's integer Gaussian tables (64 scales), per-channel "
+            f"scale chosen per image and a per-block scale offset. Arrays base.* (CNN-AE), res.* "
+            f"(residual AE of --passes, input 0.5 + {RES_SCALE:g} * residual), gan.g_s.* "
+            f"(GAN-AE decoder of --decoder gan: L2 + least-squares GAN loss, adv weight "
+            f"{cfg['adv']}, patch discriminator, encoder frozen)"),
+        "adversarial_loss": "least-squares GAN (LSGAN), not WGAN-GP",
+        "config": cfg,
+        "data": f"{data}: training split (held-back photos excluded), "
+                f"{cfg['crops_per_image']} random 32x32 crops per image, half from 0.5-1x "
+                f"downscaled copies; never Kodak",
+        "steps": meta["steps"], "seconds": {k: round(v) for k, v in meta["seconds"].items()},
+        "device": device, "batch": cfg["batch"],
+        "results": results,
+    }
+    return weights.save(export_arrays(base, res, gan), card, out, model_id)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m gancomp.train.ae", description=__doc__.split("\n")[0])
+    p.add_argument("--config", default="cpu", help="tiny, cpu, gpu or a JSON file")
+    p.add_argument("--data", required=True, help="folder of training photos (never Kodak)")
+    p.add_argument("--out", required=True, help="run folder: checkpoint, loss.csv, exported model")
+    p.add_argument("--minutes", type=float, default=10.0, help="wall minutes for all phases")
+    p.add_argument("--steps", type=int, default=0, help="total steps instead of minutes")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--model-id", default="ae-v1")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--export-only", action="store_true",
+                   help="export the run's current checkpoint without training")
+    a = p.parse_args(argv)
+    cfg = dict(CONFIGS[a.config]) if a.config in CONFIGS else json.loads(Path(a.config).read_text())
+    cfg["name"] = a.config if a.config in CONFIGS else Path(a.config).stem
+    if a.export_only:
+        models = build(cfg)
+        meta = _load(Path(a.out) / "checkpoint.safetensors", models)
+        print(f"exported: {export(models, cfg, meta, a.data, Path(a.out), a.model_id, a.device)}")
+        return
+    path = train(cfg, a.data, Path(a.out), a.minutes, a.device, a.steps, a.model_id, a.fresh)
+    print(f"exported: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Write wavelet2's frozen conformance files (run once, when the format was frozen; never
+rerun over existing files): formats/conformance/wavelet2_*.gcz + manifest entries."""
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import gancomp
+from gancomp import api
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "formats" / "conformance"
+DATA = ROOT / "tests" / "data"
+
+
+def main() -> None:
+    man = json.loads((CONF / "manifest.json").read_text())
+    rgb = np.asarray(Image.open(DATA / "astronaut_128x96.png").convert("RGB"))
+    gray = np.asarray(Image.open(DATA / "camera_gray_64.png").convert("L"))
+    odd = np.asarray(Image.open(DATA / "chelsea_80x64.png").convert("RGB"))[:61, :79]
+    alpha = (np.add.outer(np.arange(61), np.arange(79)) * 2 % 256).astype(np.uint8)
+    files = {
+        "wavelet2_rgb_q50.gcz": api.encode_array(rgb, "wavelet2", 50),
+        "wavelet2_gray_q75.gcz": api.encode_array(gray, "wavelet2", 75),
+        "wavelet2_rgba_odd79x61_q30.gcz": api.encode_array(np.dstack([odd, alpha]), "wavelet2", 30),
+    }
+    for name, data in files.items():
+        path = CONF / name
+        if path.exists() or name in man:
+            raise SystemExit(f"{name} exists: conformance files are frozen")
+        path.write_bytes(data)
+        px = api.decode_array(data)
+        man[name] = {"sha256_file": hashlib.sha256(data).hexdigest(), "shape": list(px.shape),
+                     "sha256_pixels": hashlib.sha256(px.tobytes()).hexdigest(),
+                     "written_by": f"gancomp {gancomp.__version__}"}
+    (CONF / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The ae codec family (seed 001): tiny training + export, round trips of every variant,
+progressive passes and truncation, seamless overlapping windows, decoding in another process
+with other CPU settings, corrupt input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gancomp import api, container
+from gancomp.errors import FormatError, InputError
+
+from conftest import DATA, ROOT, run_cli
+
+pytest.importorskip("torch")
+
+MODEL = "ae-tinytest"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    from gancomp.train.ae import CONFIGS, train
+
+    run = tmp_path_factory.mktemp("aerun")
+    cfg = dict(CONFIGS["tiny"], name="tiny")
+    train(cfg, str(DATA), run, minutes=0, steps=10, model_id=MODEL, log=lambda *a: None)
+    return run
+
+
+@pytest.fixture()
+def with_tiny(tiny_model, monkeypatch) -> Path:
+    monkeypatch.setenv("GANCOMP_MODEL_PATH", str(tiny_model))
+    return tiny_model
+
+
+def _codec():
+    from gancomp.codecs.ae import AECodec
+
+    return AECodec()
+
+
+def test_tiny_training_exports_card_and_resumes(tiny_model):
+    card = json.loads((tiny_model / f"{MODEL}.json").read_text())
+    assert card["codec"] == "ae" and len(card["sha256"]) == 64
+    assert card["steps"] == {"base": 6, "res": 2, "gan": 2}
+    assert "least-squares" in card["adversarial_loss"]
+    assert (tiny_model / card["file"]).stat().st_size < 16 * 1024 * 1024
+    rows = list(csv.DictReader(open(tiny_model / "loss.csv")))
+    assert {r["phase"] for r in rows} == {"base", "res", "gan"}
+    assert all(np.isfinite(float(r["loss"])) for r in rows)
+    from safetensors.numpy import load_file
+
+    arrays = load_file(str(tiny_model / card["file"]))
+    assert any(k.startswith("res.") for k in arrays) and any(k.startswith("gan.g_s.") for k in arrays)
+
+
+@pytest.mark.parametrize("opts", [{}, {"finetune": True}, {"decoder": "gan"}, {"passes": 3}])
+def test_round_trip_matches_encoder_reconstruction(with_tiny, rgb, opts):
+    enc, recs = _codec().encode_passes(rgb, 70, model=MODEL, **opts)
+    h, w, _ = rgb.shape
+    out = _codec().decode(enc.params, enc.streams, w, h, 3, enc.model_id, enc.model_sha256)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    assert np.array_equal(out, recs[-1])
+    assert len(recs) == opts.get("passes", 1)
+
+
+def test_passes_decode_prefix_and_truncation(with_tiny, rgb_small):
+    from gancomp.codecs.ae import truncate_passes
+
+    data = api.encode_array(rgb_small, codec="ae", quality=40, model=MODEL, passes=3)
+    enc, recs = _codec().encode_passes(rgb_small, 40, model=MODEL, passes=3)
+    assert np.array_equal(api.decode_array(data), recs[2])
+    assert np.array_equal(api.decode_array(data, passes=1), recs[0])
+    assert np.array_equal(api.decode_array(data, passes=2), recs[1])
+    short = truncate_passes(data, 1)
+    assert len(short) < len(data)
+    assert np.array_equal(api.decode_array(short, passes=1), recs[0])
+    with pytest.raises(FormatError, match="passes=1"):
+        api.decode_array(short)
+    with pytest.raises(InputError):
+        api.decode_array(data, passes=4)
+    with pytest.raises(FormatError, match="checksum"):
+        api.decode_array(data[:len(short) + 10])
+    # later passes improve the picture
+    err = [np.abs(r.astype(int) - rgb_small).mean() for r in recs]
+    assert err[2] < err[0]
+
+
+def test_overlapping_windows_are_seamless(with_tiny, rgb, monkeypatch):
+    """Coding in small windows gives the same latents and pixels as one window: blocks share
+    context, so no window or block grid can appear."""
+    import gancomp.codecs.ae as ae
+
+    enc1, rec1 = _codec().encode_passes(rgb, 60, model=MODEL)
+    monkeypatch.setattr(ae, "TILE", 32)
+    enc2, rec2 = _codec().encode_passes(rgb, 60, model=MODEL)
+    assert enc1.streams == enc2.streams
+    assert np.abs(rec1[0].astype(int) - rec2[0]).max() <= 1
+
+
+def test_rate_grows_with_quality(with_tiny, rgb):
+    sizes = [sum(map(len, _codec().encode(rgb, q, model=MODEL).streams)) for q in (0, 100)]
+    assert sizes[1] > sizes[0]
+
+
+def test_bad_options_and_corrupt_streams(with_tiny, rgb_small):
+    with pytest.raises(InputError):
+        api.encode_array(rgb_small, codec="ae", model=MODEL, passes=0)
+    with pytest.raises(InputError):
+        api.encode_array(rgb_small, codec="ae", model=MODEL, decoder="wgan")
+    data = api.encode_array(rgb_small, codec="ae", quality=50, model=MODEL)
+    c = container.unpack(data)
+    c.streams[1] = bytes(b ^ 0x5A for b in c.streams[1])
+    with pytest.raises(FormatError):
+        api.decode_array(container.pack(c))
+    c = container.unpack(data)
+    c.streams = c.streams[:1]
+    with pytest.raises(FormatError):
+        api.decode_array(container.pack(c))
+
+
+def test_cli_and_other_process_decode_identically(with_tiny, rgb, tmp_path):
+    from PIL import Image
+
+    src = tmp_path / "a.png"
+    Image.fromarray(rgb).save(src)
+    env = {"GANCOMP_MODEL_PATH": str(with_tiny)}
+    r = run_cli("encode", str(src), str(tmp_path / "a.gcz"), "-c", "ae", "-q", "50",
+                "--finetune", "-x", "passes=2", "-x", f"model={MODEL}", env=env)
+    assert r.returncode == 0, r.stderr
+    data = (tmp_path / "a.gcz").read_bytes()
+    ref = api.decode_array(data)
+    ref1 = api.decode_array(data, passes=1)
+    for k, want in ((None, ref), (1, ref1)):
+        out = tmp_path / f"o{k}.png"
+        args = ["decode", str(tmp_path / "a.gcz"), str(out)] + (["--passes", str(k)] if k else [])
+        r = run_cli(*args, env=dict(env, ATEN_CPU_CAPABILITY="default", OMP_NUM_THREADS="2"))
+        assert r.returncode == 0, r.stderr
+        assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), want)
+    r = run_cli("decode", str(tmp_path / "a.gcz"), str(tmp_path / "x.png"), "--passes", "5", env=env)
+    err = r.stderr.decode()
+    assert r.returncode != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,165 @@
+"""The overfitted codec: integer tables, exact entropy model, round trips, reproducibility,
+cross-process exactness, corrupt streams and bad options."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gancomp import api
+from gancomp.errors import FormatError, InputError
+from gancomp.overfit import arm as A
+from gancomp.overfit import laplace as lp
+from gancomp.overfit.model import decode_ints, encode_ints
+
+DATA = Path(__file__).parent / "data"
+FAST = {"effort": 1, "iters": 40}
+
+
+def _img() -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(DATA / "astronaut_128x96.png").convert("RGB"))[:64, :96].copy()
+
+
+def test_table_integer_and_matches_float():
+    for i, r in enumerate(lp.RHO_Q):
+        assert abs(r - math.exp(-1 / (2 * lp.MEAN_FRAC * lp.scale_of(i))) * 2 ** 30) <= 1
+    t = lp.table()
+    assert t.min() >= 1 and abs(int(t.sum(1).max()) - 2 ** 20) < 200
+    row0 = t[10 * lp.MEAN_FRAC]  # fraction 0: symmetric around the centre column
+    assert np.array_equal(row0[:lp.R], row0[lp.R + 1:2 * lp.R + 1][::-1])
+
+
+def test_continuous_bits_match_table():
+    import torch
+
+    for s in (5, 20, 40):
+        for m in (0, 3):
+            mu = m / lp.MEAN_FRAC
+            ls = lp.LOG_B0 + s / 8
+            ys = torch.arange(-4.0, 5.0)
+            b = lp.bits(ys, torch.full_like(ys, mu), torch.full_like(ys, ls)).numpy()
+            ref = lp.row_bits()[s * lp.MEAN_FRAC + m, lp.R - 4:lp.R + 5]
+            ok = ref < 18  # far tails sit on the table's floor
+            assert np.allclose(b[ok], ref[ok], atol=0.02)
+
+
+def _random_arm(rng, k=6):
+    dims = [A.N_CTX, 8, 8, 2]
+    layers = [(rng.integers(-40, 41, (a, b)), rng.integers(-200, 201, b)) for a, b in zip(dims[:-1], dims[1:])]
+    return A.IntArm(layers, k)
+
+
+def test_latents_round_trip_wavefront():
+    rng = np.random.default_rng(0)
+    arm = _random_arm(rng)
+    grids = [rng.laplace(0, 3, (13, 17)).round().astype(np.int64), rng.integers(-60, 60, (7, 9)),
+             np.zeros((1, 1), np.int64)]
+    grids[0][3, 4] = 3000  # an escape
+    data = A.encode_latents(arm, grids)
+    back = A.decode_latents(arm, data, [g.shape for g in grids])
+    assert all(np.array_equal(a, b) for a, b in zip(grids, back))
+    assert A.wavefront_order(5, 7).tolist() != list(range(35))
+    assert sorted(A.wavefront_order(5, 7).tolist()) == list(range(35))
+    with pytest.raises(FormatError):
+        A.decode_latents(arm, data[:-3], [g.shape for g in grids])
+
+
+def test_weight_ints_round_trip():
+    rng = np.random.default_rng(1)
+    ts = [rng.integers(-3000, 3000, (5, 7)), np.zeros(3, np.int64), rng.integers(-2, 3, 40)]
+    back = decode_ints(encode_ints(ts), [t.shape for t in ts])
+    assert all(np.array_equal(a, b) for a, b in zip(ts, back))
+
+
+@pytest.fixture(scope="module")
+def encoded():
+    img = _img()
+    return img, api.encode_array(img, codec="overfit", quality=60, seed=3, **FAST)
+
+
+def test_round_trip_and_reproducible(encoded):
+    img, data = encoded
+    rec = api.decode(data).pixels
+    assert rec.shape == img.shape
+    mse = np.mean((rec.astype(float) - img) ** 2)
+    assert 10 * np.log10(255 ** 2 / mse) > 18  # a real fit, not noise (40 iterations only)
+    again = api.encode_array(img, codec="overfit", quality=60, seed=3, **FAST)
+    assert again == data
+    other = api.encode_array(img, codec="overfit", quality=60, seed=4, **FAST)
+    assert other != data
+
+
+def test_tiles_round_trip():
+    img = _img()
+    data = api.encode_array(img, codec="overfit", quality=30, tile=64, effort=1, iters=10)
+    assert api.decode(data).pixels.shape == img.shape
+
+
+def test_other_process_threads_and_default_kernels(encoded, tmp_path):
+    _, data = encoded
+    f = tmp_path / "a.gcz"
+    f.write_bytes(data)
+    want = hashlib.sha256(api.decode(data).pixels.tobytes()).hexdigest()
+    code = ("import sys,hashlib,torch; torch.set_num_threads(2); from gancomp import api; "
+            "print(hashlib.sha256(api.decode(open(sys.argv[1],'rb').read()).pixels.tobytes()).hexdigest())")
+    env = dict(os.environ, ATEN_CPU_CAPABILITY="default", OMP_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", code, str(f)], env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == want
+
+
+def test_corrupt_streams_raise_format_error(encoded):
+    from gancomp import container as ct
+    from gancomp.codecs import get_codec
+
+    _, data = encoded
+    h = ct.unpack(data)
+    codec = get_codec("overfit")
+    rng = np.random.default_rng(0)
+    for k in range(12):
+        streams = [bytearray(s) for s in h.streams]
+        s = streams[k % 2]
+        if k < 4:
+            del s[len(s) // 2:]
+        else:
+            s[int(rng.integers(0, len(s)))] ^= 1 << int(rng.integers(0, 8))
+        with pytest.raises(FormatError):
+            codec.decode(h.params, [bytes(x) for x in streams], h.width, h.height, 3)
+
+
+def test_bad_options_one_line_exit_2(tmp_path):
+    with pytest.raises(InputError):
+        api.encode_array(_img(), codec="overfit", effort=12)
+    png = DATA / "astronaut_128x96.png"
+    for args in (["--effort", "0"], ["-q", "1e9"], ["-x", "seed=-1"]):
+        r = subprocess.run([sys.executable, "-m", "gancomp", "encode", "-c", "overfit", *args,
+                            str(png), str(tmp_path / "o.gcz")], capture_output=True, text=True)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not (tmp_path / "o.gcz").exists()
+
+
+def test_gpu_recipe_state_finish_and_verify(tmp_path, monkeypatch):
+    """Without constriction the GPU recipe saves float states; --finish codes them here and
+    --verify decodes the .gcz to the recorded pixels."""
+    from gancomp.codecs.overfit import arch_for
+    from gancomp.overfit import fit as F
+    from gancomp.overfit import gpurun
+
+    img = _img()
+    monkeypatch.setattr(gpurun, "_load", lambda kodak, which, name: img)
+    arch = arch_for(img.shape[0] * img.shape[1])
+    r = F.fit(img, 0.002, arch, F.Schedule(iters=10), seed=0)
+    row = {"set": "crops", "image": "tiny", "quality": 40.0, "effort": 9}
+    gpurun.save_state(tmp_path / "crops-tiny-q40.safetensors", row, arch, r.latents, r.params)
+    assert gpurun.main(["--finish", str(tmp_path)]) == 0
+    assert (tmp_path / "crops-tiny-q40.gcz").exists()
+    assert gpurun.main(["--verify", str(tmp_path)]) == 0
