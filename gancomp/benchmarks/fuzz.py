@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import struct
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +37,11 @@ DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
 
 
 def refix_crc(data: bytes) -> bytes:
-    """Recompute the container's trailing CRC32 over everything before it."""
-    body = data[:-4]
-    return body + struct.pack("<I", zlib.crc32(body))
+    """Recompute the container's trailing checksum (CRC-32, or CRC-16 for small .gcz 1.1
+    files) over everything before it."""
+    from ..container import refix_checksum
+
+    return refix_checksum(data)
 
 
 def sample_files(codecs: list[str]) -> dict[str, bytes]:
@@ -55,7 +55,7 @@ def sample_files(codecs: list[str]) -> dict[str, bytes]:
     for c in codecs:
         try:
             if c == "gan-inversion":
-                out[c] = api.encode_array(face, c, steps=2, restarts=1)
+                out[c] = api.encode_array(face, c, steps=2)
             elif c == "hyperprior":
                 out[c] = api.encode_array(rgb, c, 50, tile=64)
             elif c == "wavelet-ratio":
