@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=None, help="override iterations (quick checks)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from the cache")
     p.add_argument("--images", type=int, default=None)
+    p.add_argument("--only", default=None, help="comma-separated image names of the set")
     p.add_argument("--out", default="docs/BENCHMARKS.md")
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--speed", action="store_true", help="only measure s/iteration, GFLOPS, memory")
@@ -150,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.report_only:
             break
         names = SETS[which][: a.images or None]
+        if a.only:
+            names = [n for n in names if n in a.only.split(",")]
         imgs = {n: load(folder, n, which) for n in names}
         if True:
             for e in efforts:
