@@ -227,8 +227,11 @@ def report(a, cache: Path, folder: Path, cmd: str) -> str:
                 curves.setdefault(cname, Curve(cname, np.array(r_), np.array(p_),
                                                np.full(len(r_), np.nan)))
             lines.append("")
-    lines += [f"Command: `{cmd}`; every finished point is cached in `{DEFAULT_CACHE}/` (JSON + .gcz) "
-              "and skipped when the command is run again."]
+    made = sorted({(r["set"], r["effort"]) for r in rows if not r.get("iters_override")})
+    lines += ["Points were made by " + "; ".join(
+        f"`gancomp bench --suite overfit KODAK --set {w} --efforts {e}`" for w, e in made) +
+        f" (each finished point is cached in `{DEFAULT_CACHE}/` as JSON + .gcz and skipped when "
+        f"a command is run again; `--only NAMES` restricts the images); this report: `{cmd}`."]
     text = "\n".join(lines)
     print(text)
     if not a.no_write and curves:
