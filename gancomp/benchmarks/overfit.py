@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=None, help="override iterations (quick checks)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from the cache")
     p.add_argument("--images", type=int, default=None)
+    p.add_argument("--only", default=None, help="comma-separated image names of the set")
     p.add_argument("--out", default="docs/BENCHMARKS.md")
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--speed", action="store_true", help="only measure s/iteration, GFLOPS, memory")
@@ -150,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.report_only:
             break
         names = SETS[which][: a.images or None]
+        if a.only:
+            names = [n for n in names if n in a.only.split(",")]
         imgs = {n: load(folder, n, which) for n in names}
         if True:
             for e in efforts:
@@ -224,15 +227,22 @@ def report(a, cache: Path, folder: Path, cmd: str) -> str:
                 curves.setdefault(cname, Curve(cname, np.array(r_), np.array(p_),
                                                np.full(len(r_), np.nan)))
             lines.append("")
-    lines += [f"Command: `{cmd}`; every finished point is cached in `{DEFAULT_CACHE}/` (JSON + .gcz) "
-              "and skipped when the command is run again."]
+    made = sorted({(r["set"], r["effort"]) for r in rows if not r.get("iters_override")})
+    lines += ["Points were made by " + "; ".join(
+        f"`gancomp bench --suite overfit KODAK --set {w} --efforts {e}`" for w, e in made) +
+        f" (each finished point is cached in `{DEFAULT_CACHE}/` as JSON + .gcz and skipped when "
+        f"a command is run again; `--only NAMES` restricts the images); this report: `{cmd}`."]
     text = "\n".join(lines)
     print(text)
     if not a.no_write and curves:
         from ..rdplot import plot
 
-        plot(curves, "docs/overfit_rd.png", title="overfit vs classical codecs (Kodak subset)",
-             metrics=("psnr",))
+        import re
+
+        n_img = {k: int(re.search(r"(\d+) img", k).group(1)) for k in curves}
+        most = max(n_img.values())  # plot the curves measured on the most images
+        plot({k: c for k, c in curves.items() if n_img[k] == most}, "docs/overfit_rd.png",
+             title="overfit vs classical codecs (Kodak subset)", metrics=("psnr",))
         text += "\n\n![overfit RD](overfit_rd.png)"
         from ..report import write_section
 
