@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="also write all rows to this JSON file")
     p.add_argument("--report", default="docs/BENCHMARKS.md", help="'' to skip writing")
     p.add_argument("--section", default="hyperprior-kodak", help="section key in the report")
+    p.add_argument("--held-out", metavar="DIR", help="measure on the held-back photos of this "
+                   "training folder instead of Kodak (use with --section)")
     p.add_argument("--seams", type=int, default=0, metavar="TILE",
                    help="only measure tile seams at this tile size (section hyperprior-seams)")
     a = p.parse_args(argv)
@@ -180,7 +182,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..weights import default_for, find
 
-    files = sorted(Path(a.folder).glob("*.png"))[: a.limit or None]
+    if a.held_out:   # the held-back training photos (never trained on): unseen photos
+        from ..train.data import list_images, split_held_out
+
+        files = split_held_out(list_images(a.held_out))[1][: a.limit or None]
+    else:
+        files = sorted(Path(a.folder).glob("*.png"))[: a.limit or None]
     images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
     qs = [float(q) for q in a.qualities.split(",")]
     cards = [find(m) for m in a.models.split(",") if m] or [default_for("hyperprior")]
@@ -214,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         curve = _anchor(ANCHORS / csv, method)
         if curve:
             refs[label] = curve
-    lines = [f"Kodak ({len(files)} images), torch {torch.__version__}, "
+    where = f"Held-back training photos of {a.held_out}" if a.held_out else "Kodak"
+    lines = [f"{where} ({len(files)} images), torch {torch.__version__}, "
              f"{torch.get_num_threads()} thread(s). bpp from the whole file (.gcz, .jpg, .webp); "
              "PSNR on 8-bit RGB per image, averaged; times are medians per image on a shared box.",
              "", "| model | steps | lambdas | weights MB |", "|---|---|---|---|"]
@@ -246,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.report:
         from ..report import write_section
 
-        write_section(a.report, a.section, "## hyperprior on Kodak\n\n" + text)
+        title = "held-back photos" if a.held_out else "Kodak"
+        write_section(a.report, a.section, f"## hyperprior on {title}\n\n" + text)
     if a.json:
         Path(a.json).write_text(json.dumps({"models": results, "classical": classical,
                                             "bd_rate_psnr_percent": bds, "command": cmd}, indent=1))
