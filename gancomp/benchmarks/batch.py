@@ -175,7 +175,8 @@ def batch_markdown(results: list[Timed], command: str, extra: list[str]) -> str:
         rows.append([
             t.label, str(tot.get("done", "?")), str(tot.get("failed", "?")), f"{t.wall:.1f}",
             f"{tot['done'] / t.wall:.3f}" if tot.get("done") else "n/a",
-            f"{base.wall / t.wall:.2f}x", f"{t.cpu:.1f}" if t.cpu is not None else "n/a",
+            f"{base.wall / t.wall:.2f}x" if tot.get("done") else "failed",
+            f"{t.cpu:.1f}" if t.cpu is not None else "n/a",
             f"{t.load:.1f}", f"{t.busy_others:.1f}",
             "reference" if t is base else ("yes" if t.digest and t.digest == base.digest else "NO")])
     from ..compare import machine, markdown_table
