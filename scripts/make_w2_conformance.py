@@ -1,5 +1,5 @@
 """Write wavelet2's frozen conformance files (run once, when the format was frozen; never
-rerun over existing files): formats/conformance/wavelet2_*.gcz + manifest entries."""
+rerun over existing files): formats/conformance/wavelet2/wavelet2_*.gcz + their own manifest.json."""
 import hashlib
 import json
 from pathlib import Path
@@ -11,7 +11,7 @@ import gancomp
 from gancomp import api
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "formats" / "conformance"
+CONF = ROOT / "formats" / "conformance" / "wavelet2"
 DATA = ROOT / "tests" / "data"
 
 

@@ -13,8 +13,12 @@ MANIFEST = json.loads((CONF / "manifest.json").read_text())
 # .gcz 1.1 files, in their own folder and manifest (the 1.0 ones above stay untouched)
 CONF11 = CONF / "v1_1"
 MANIFEST11 = json.loads((CONF11 / "manifest.json").read_text())
+# wavelet2's first files (container 1.0), in their own folder so the 1.0 manifest stays frozen
+CONFW2 = CONF / "wavelet2"
+MANIFESTW2 = json.loads((CONFW2 / "manifest.json").read_text())
 FILES = [(CONF, n, MANIFEST[n]) for n in sorted(MANIFEST)] + \
-        [(CONF11, n, MANIFEST11[n]) for n in sorted(MANIFEST11)]
+        [(CONF11, n, MANIFEST11[n]) for n in sorted(MANIFEST11)] + \
+        [(CONFW2, n, MANIFESTW2[n]) for n in sorted(MANIFESTW2)]
 
 
 @pytest.mark.parametrize("folder,name,want", FILES, ids=[f[0].name + "/" + f[1] for f in FILES])
