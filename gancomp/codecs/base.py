@@ -246,4 +246,16 @@ def clamp_quality(quality: float | None, default: float, lo: float = 0.0, hi: fl
     return q
 
 
+def torch_device(name: str | None) -> str:
+    """The torch device for a codec's ``device`` option: auto picks CUDA when present; asking
+    for CUDA where there is none is an InputError (one line), not a torch traceback."""
+    import torch
+
+    if name in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda requested but no CUDA device is available")
+    return name
+
+
 Factory = Callable[[], Codec]

@@ -35,6 +35,7 @@ from .. import progress
 from ..entropy import decode_indexed, encode_indexed
 from ..errors import FormatError, InputError, ModelError
 from .base import Codec, Encoded, Option, clamp_quality, register
+from .base import torch_device as _device
 
 PAD = 64
 DEFAULT_TILE = 1024
@@ -143,16 +144,6 @@ def _model_ref(model: str | None) -> tuple[str, str]:
     if card.codec != "hyperprior":
         raise ModelError(f"model {card.id!r} is for codec {card.codec!r}, not hyperprior")
     return card.id, card.sha256
-
-
-def _device(name: str | None) -> str:
-    import torch
-
-    if name in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda requested but no CUDA device is available")
-    return name
 
 
 def _tiles(h: int, w: int, tile: int) -> list[tuple[int, int, int, int]]:

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FormatError, InputError
+from ..errors import FormatError
 from .base import Codec, Encoded, Option, clamp_quality, register
+from .base import torch_device as _device
 
 DEFAULT_QUALITY = 50.0
 DEFAULT_EFFORT = 3
@@ -46,16 +47,6 @@ def arch_for(pixels: int):
 
 def tiles(h: int, w: int, t: int) -> list[tuple[int, int, int, int]]:
     return [(y, x, min(t, h - y), min(t, w - x)) for y in range(0, h, t) for x in range(0, w, t)]
-
-
-def _device(name: str | None) -> str:
-    import torch
-
-    if name in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda requested but no CUDA device is available")
-    return name
 
 
 class _Bar:
