@@ -120,6 +120,27 @@ def default_for(codec: str) -> ModelCard | None:
     return cards[0] if cards else None
 
 
+def model_ref(model: str | None, codec: str) -> tuple[str, str]:
+    """(id, SHA-256) of the model an encoder will use: ``model`` by id, else ``codec``'s
+    default; ModelError when none is installed or the model belongs to another codec."""
+    card = find(model) if model else default_for(codec)
+    if card is None:
+        raise ModelError(f"no {codec} model is installed (see `gancomp models`)")
+    if card.codec != codec:
+        raise ModelError(f"model {card.id!r} is for codec {card.codec!r}, not {codec}")
+    return card.id, card.sha256
+
+
+def card_for_file(model_id: str, sha: str) -> ModelCard:
+    """The installed card a file names (id + SHA-256 prefix); ModelError when the installed
+    model of that id has other weights."""
+    card = find(model_id)
+    if not card.sha256.startswith(sha.lower()):
+        raise ModelError(f"this file needs model {model_id!r} with SHA-256 {sha}…, "
+                         f"but the installed {model_id!r} has {card.sha256[:16]}…")
+    return card
+
+
 @lru_cache(maxsize=8)
 def _load_verified(path: str, sha256: str, mtime: float) -> dict:
     from safetensors.numpy import load_file

@@ -118,12 +118,9 @@ def _cached(model_id: str, sha: str, path: str, mtime: float, device: str) -> _N
 
 
 def _net(model_id: str, sha: str, device: str) -> _Net:
-    from ..weights import find
+    from ..weights import card_for_file
 
-    card = find(model_id)
-    if not card.sha256.startswith(sha.lower()):
-        raise ModelError(f"this file needs model {model_id!r} with SHA-256 {sha}…, "
-                         f"but the installed {model_id!r} has {card.sha256[:16]}…")
+    card = card_for_file(model_id, sha)
     return _cached(model_id, card.sha256, str(card.path), card.path.stat().st_mtime, device)
 
 

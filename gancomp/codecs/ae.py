@@ -112,26 +112,18 @@ def _cached_runtime(model_id: str, sha: str, path: str, mtime: float) -> _Runtim
 
 
 def _runtime(model_id: str, sha: str) -> _Runtime:
-    from ..weights import find
+    from ..weights import card_for_file
 
-    card = find(model_id)
-    if not card.sha256.startswith(sha.lower()):
-        raise ModelError(f"this file needs model {model_id!r} with SHA-256 {sha}…, "
-                         f"but the installed {model_id!r} has {card.sha256[:16]}…")
+    card = card_for_file(model_id, sha)
     if card.codec != "ae":
         raise ModelError(f"model {model_id!r} is for codec {card.codec!r}, not ae")
     return _cached_runtime(model_id, card.sha256, str(card.path), card.path.stat().st_mtime)
 
 
 def _model_ref(model: str | None) -> tuple[str, str]:
-    from ..weights import default_for, find
+    from ..weights import model_ref
 
-    card = find(model) if model else default_for("ae")
-    if card is None:
-        raise ModelError("no ae model is installed (see `gancomp models`)")
-    if card.codec != "ae":
-        raise ModelError(f"model {card.id!r} is for codec {card.codec!r}, not ae")
-    return card.id, card.sha256
+    return model_ref(model, "ae")
 
 
 # ---------------------------------------------------------------------------------------------

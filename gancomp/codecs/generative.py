@@ -90,12 +90,9 @@ class _Runtime:
 
 
 def _runtime(model_id: str, sha: str, device: str) -> _Runtime:
-    from ..weights import find
+    from ..weights import card_for_file
 
-    card = find(model_id)
-    if not card.sha256.startswith(sha.lower()):
-        raise ModelError(f"this file needs model {model_id!r} with SHA-256 {sha}…, "
-                         f"but the installed {model_id!r} has {card.sha256[:16]}…")
+    card = card_for_file(model_id, sha)
     return _cached(model_id, card.sha256, str(card.path), card.path.stat().st_mtime, device)
 
 
@@ -108,14 +105,9 @@ def _cached(model_id: str, sha: str, path: str, mtime: float, device: str) -> _R
 
 
 def _model_ref(model: str | None, codec: str = "generative") -> tuple[str, str]:
-    from ..weights import default_for, find
+    from ..weights import model_ref
 
-    card = find(model) if model else default_for(codec)
-    if card is None:
-        raise ModelError(f"no {codec} model is installed (see `gancomp models`)")
-    if card.codec != codec:
-        raise ModelError(f"model {card.id!r} is for codec {card.codec!r}, not {codec}")
-    return card.id, card.sha256
+    return model_ref(model, codec)
 
 
 def _tiles(h: int, w: int, tile: int) -> list[tuple[int, int, int, int]]:

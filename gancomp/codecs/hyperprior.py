@@ -118,12 +118,9 @@ class _Runtime:
 
 def _runtime(model_id: str, sha: str, device: str) -> _Runtime:
     """The loaded model ``model_id``; ModelError unless its SHA-256 starts with ``sha``."""
-    from ..weights import find
+    from ..weights import card_for_file
 
-    card = find(model_id)
-    if not card.sha256.startswith(sha.lower()):
-        raise ModelError(f"this file needs model {model_id!r} with SHA-256 {sha}…, "
-                         f"but the installed {model_id!r} has {card.sha256[:16]}…")
+    card = card_for_file(model_id, sha)
     return _cached_runtime(model_id, card.sha256, str(card.path), card.path.stat().st_mtime, device)
 
 
@@ -136,14 +133,9 @@ def _cached_runtime(model_id: str, sha: str, path: str, mtime: float, device: st
 
 
 def _model_ref(model: str | None) -> tuple[str, str]:
-    from ..weights import default_for, find
+    from ..weights import model_ref
 
-    card = find(model) if model else default_for("hyperprior")
-    if card is None:
-        raise ModelError("no hyperprior model is installed (see `gancomp models`)")
-    if card.codec != "hyperprior":
-        raise ModelError(f"model {card.id!r} is for codec {card.codec!r}, not hyperprior")
-    return card.id, card.sha256
+    return model_ref(model, "hyperprior")
 
 
 def _tiles(h: int, w: int, tile: int) -> list[tuple[int, int, int, int]]:
