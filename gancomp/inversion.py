@@ -21,6 +21,7 @@ per output by the trained h0's output spread; the generator's convolutions are u
 
 from __future__ import annotations
 
+import copy
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class FaceModel:
     levels: tuple[float, ...] = ()
     level_tables: dict[int, np.ndarray] = field(default_factory=dict)
     lam: float = 0.0
+    G64: Generator | None = None  # float64 copy of G, made on first use (see generator())
 
     @property
     def zdim(self) -> int:
@@ -150,29 +152,48 @@ def ganz_layer(model: FaceModel, seed: int, d: int) -> torch.Tensor:
     return _ganz_weight(int(seed), int(d), model.gain.tobytes())
 
 
-def synth(model: FaceModel, u: torch.Tensor, ganz: tuple[int, int] | None = None) -> torch.Tensor:
-    """Images (N, 3, 64, 64) in [0, 1] from normalized latents u (N, d)."""
+def synth(model: FaceModel, u: torch.Tensor, ganz: tuple[int, int] | None = None,
+          G: Generator | None = None) -> torch.Tensor:
+    """Images (N, 3, 64, 64) in [0, 1] from normalized latents u (N, d); ``G`` replaces the
+    model's generator (its float64 copy at decode)."""
+    G = model.G if G is None else G
     if ganz is None:
-        return model.G(model.mu + model.sigma * u)
-    w = ganz_layer(model, *ganz)
-    return model.G.synth(F.linear(u, w, model.G.fc.bias))
+        return G(model.mu.to(u.dtype) + model.sigma.to(u.dtype) * u)
+    w = ganz_layer(model, *ganz).to(u.dtype)
+    return G.synth(F.linear(u, w, G.fc.bias))
+
+
+def generator(model: FaceModel, precision: int = 32) -> Generator:
+    """The model's generator in float32, or a cached float64 copy: float64 sums round to the
+    same 8-bit pixels whatever the thread count or CPU kernels (float32 missed by one level
+    on one pixel of 500 test faces), so files of codec version 3 decode with it."""
+    if precision == 32:
+        return model.G
+    if model.G64 is None:
+        model.G64 = copy.deepcopy(model.G).double()
+    return model.G64
 
 
 def decode_latents(model: FaceModel, symbols: np.ndarray, bits: int,
-                   ganz: tuple[int, int] | None = None) -> np.ndarray:
-    """uint8 images (N, 64, 64, 3) from integer latent symbols."""
+                   ganz: tuple[int, int] | None = None, precision: int = 32) -> np.ndarray:
+    """uint8 images (N, 64, 64, 3) from integer latent symbols; ``precision`` 32 or 64 is the
+    synthesis float width the file asks for."""
     u = torch.from_numpy(symbols.astype(np.float32) * np.float32(qstep(bits)))
     with torch.no_grad(), one_thread():
-        x = synth(model, u, ganz)
+        x = synth(model, u.to(_DTYPES[precision]), ganz, generator(model, precision))
     return to_u8(x)
 
 
-def decode_latents_v2(model: FaceModel, symbols: np.ndarray, level: int) -> np.ndarray:
+def decode_latents_v2(model: FaceModel, symbols: np.ndarray, level: int,
+                      precision: int = 32) -> np.ndarray:
     """uint8 images (N, 64, 64, 3) from the integer latents of a v2 model."""
     y = torch.from_numpy(symbols.astype(np.float32) * np.float32(model.levels[level]))
     with torch.no_grad(), one_thread():
-        x = model.G(y)
+        x = generator(model, precision)(y.to(_DTYPES[precision]))
     return to_u8(x)
+
+
+_DTYPES = {32: torch.float32, 64: torch.float64}
 
 
 def rate_bits(model: FaceModel, u: torch.Tensor, step: float) -> torch.Tensor:

@@ -57,7 +57,7 @@ def decode_symbols(data: bytes, n: int, table: np.ndarray) -> np.ndarray:
 
 def pack(model, sym: np.ndarray, bits: int, ratio_dim: int, seed: int, resized: bool) -> Encoded:
     """An Encoded holding one image's latent symbols."""
-    params = {"b": bits, "d": ratio_dim, "s": seed, "z": int(resized)}
+    params = {"b": bits, "d": ratio_dim, "s": seed, "z": int(resized), "p": 64}
     return Encoded(params, [encode_symbols(sym, model.tables[bits])], model.id, model.sha256)
 
 
@@ -66,7 +66,7 @@ def pack_v2(model, sym: np.ndarray, level: int, resized: bool) -> Encoded:
     table = model.level_tables[level]
     k = (table.shape[1] - 2) // 2
     stream = encode_indexed(sym.ravel(), np.arange(sym.size), table, np.full(sym.size, -k))
-    params = {"l": level, "z": int(resized)}
+    params = {"l": level, "z": int(resized), "p": 64}
     return Encoded(params, [stream], model.id, model.sha256)
 
 
@@ -85,7 +85,9 @@ V2_ENCODE = {"steps": 60, "lr": 0.6, "lr_end": 0.05, "patience": 8}
 class GanInversionCodec(Codec):
     name = "gan-inversion"
     codec_id = 5
-    version = 2          # 2: v2 models (factorized latent prior, param "l"); reads version 1
+    # 2: v2 models (factorized latent prior, param "l"); 3: the generator runs in float64 at
+    # decode (param "p" = 64), so pixels match across machines; reads versions 1 and 2
+    version = 3
     channels = (3,)
     description = "64x64 faces as a quantized GAN latent (latent optimization; GANZ via --ratio)"
     encode_options = (
@@ -108,7 +110,8 @@ class GanInversionCodec(Codec):
     )
 
     def file_defaults(self, version: int) -> dict:
-        return {"b": DEFAULTS["bits"], "l": 2, "d": 0, "s": 0, "z": 0}
+        return {"b": DEFAULTS["bits"], "l": 2, "d": 0, "s": 0, "z": 0,
+                "p": 64 if version >= 3 else 32}
 
     def quality_range(self) -> tuple[float, float]:
         return (0.0, 100.0)
@@ -164,8 +167,11 @@ class GanInversionCodec(Codec):
         try:
             b, d, seed, resized = (int(params[k]) for k in ("b", "d", "s", "z"))
             level = int(params.get("l", 2))
+            precision = int(params.get("p", 32))
         except (KeyError, TypeError, ValueError):
             raise FormatError("gan-inversion parameters missing or malformed") from None
+        if precision not in (32, 64):
+            raise FormatError(f"gan-inversion synthesis precision {precision} unsupported")
         if len(streams) != 1 or channels != 3 or not (0 <= d <= MAX_LATENT) or resized not in (0, 1):
             raise FormatError("gan-inversion streams or parameters malformed")
         if not model_id:
@@ -179,7 +185,7 @@ class GanInversionCodec(Codec):
             sym = decode_v2_symbols(streams[0], m, level)
             if np.abs(sym).max(initial=0) > 1 << 20:
                 raise FormatError("gan-inversion latent out of range")
-            img = inversion.decode_latents_v2(m, sym[None], level)[0]
+            img = inversion.decode_latents_v2(m, sym[None], level, precision)[0]
         else:
             if b not in m.tables:
                 raise FormatError(f"gan-inversion latent bits {b} unsupported")
@@ -187,7 +193,8 @@ class GanInversionCodec(Codec):
             sym = decode_symbols(streams[0], n, m.tables[b])
             if np.abs(sym).max(initial=0) > 1 << 20:
                 raise FormatError("gan-inversion latent out of range")
-            img = inversion.decode_latents(m, sym[None], b, (seed, d) if d else None)[0]
+            img = inversion.decode_latents(m, sym[None], b, (seed, d) if d else None,
+                                           precision)[0]
         if (width, height) != (64, 64):
             img = _resize(img, width, height)
         return img

@@ -43,6 +43,11 @@ def cases() -> dict:
             face, "gan-inversion", model="ganinv-faces64-v2"),
         "ganinv_v2_face_level4.gcz": lambda: api.encode_array(
             face, "gan-inversion", model="ganinv-faces64-v2", level=4, steps=10),
+        # codec version 3: the same latents, decoded with a float64 generator
+        "ganinv_v3_face_default.gcz": lambda: api.encode_array(
+            face, "gan-inversion", model="ganinv-faces64-v2"),
+        "ganinv_v3_face_ganz_r50.gcz": lambda: api.encode_array(
+            face, "gan-inversion", model="ganinv-faces64", ratio=50, steps=10, seed=7),
     }
 
 
