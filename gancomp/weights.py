@@ -29,6 +29,7 @@ REGISTERED: dict[int, tuple[str, str]] = {
     3: ("lossless-mlp-v1", "43dd23e59b86f380b1b9012df7bae5ad2a7d7cd8c642280b0afaf5724042a720"),
     4: ("lossless-mlp-v2", "300420caa8e6637bdf133d3ee46137eb884b74360ea6e382b007e5c5707501f3"),
     5: ("ganinv-faces64-v2", "2edacac3d86bebbc1cdd00344ae6e031df8bedd31b6234ccc952c1b832e63f59"),
+    6: ("hp-a2", "59269896e128d291a2e43819691df9fe02ad91cc05d09212c00af10f7e2d84a1"),
 }
 
 

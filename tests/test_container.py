@@ -242,3 +242,17 @@ def test_fuzz_mutated_valid_files(valid_files, data):
     except GanCompError:
         pass
     assert time.perf_counter() - t < 20
+
+
+def test_registered_numbers_match_the_shipped_weights():
+    """Each registered number pins the SHA-256 of the model shipped under that id, and a file
+    of a registered model names it by number (a one-byte ref in the header)."""
+    from gancomp import weights
+
+    for ref, (mid, sha) in REGISTERED.items():
+        card = weights.find(mid)
+        assert card is not None and card.sha256 == sha, mid
+        assert weights.registered_ref(mid, sha) == ref
+    c = ct.Container(3, 2, 8, 8, 3, 8, "hp-a2", bytes.fromhex(REGISTERED[6][1]), {}, [b"x"], {})
+    d = ct.unpack(ct.pack(c))
+    assert d.model_id == "hp-a2" and len(ct.pack(c)) < 40
