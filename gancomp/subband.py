@@ -218,8 +218,56 @@ def _shift(p: np.ndarray, r0: int, c0: int, st: int, dr: int, dc: int, nr: int,
     return p[r:r + st * (nr - 1) + 1:st, c:c + st * (nc - 1) + 1:st]
 
 
-def code_band(co: Coders, info: BandInfo, q: np.ndarray | None = None) -> np.ndarray:
-    """Code the quantized band ``q`` (or decode it when ``q`` is None); returns the band."""
+def _bits(coder: AdaptiveCoder, ctx: np.ndarray, sym: np.ndarray | int) -> np.ndarray:
+    """Cost in bits of ``sym`` under ``coder``'s current counts in contexts ``ctx``."""
+    return np.log2(coder.totals[ctx]) - np.log2(coder.counts[ctx, sym])
+
+
+def _value_bits(coder: AdaptiveCoder, ctx: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Cost in bits of non-negative values ``v`` (symbol + raw bits, as code_values codes them)."""
+    big = v >= MAG_T
+    e = np.maximum(v - MAG_T + 1, 1)
+    b = np.minimum(np.floor(np.log2(e)).astype(np.int64), N_BUCKET - 1)
+    sym = np.where(big, MAG_T + b, np.minimum(v, MAG_T - 1))
+    return _bits(coder, ctx, sym) + np.where(big, b, 0)
+
+
+class RD:
+    """Encoder-side rate-distortion optimized quantization of one band: each coefficient
+    takes the value among {round(|c|/step), one less, 0} that minimizes
+    ``kappa * (|c|/step - recon)^2 + lam * bits`` with bits from the live context model."""
+
+    def __init__(self, a: np.ndarray, kappa: float, lam: float, o1: float, o2: float) -> None:
+        self.a, self.kappa, self.lam, self.o1, self.o2 = a, kappa, lam, o1, o2
+
+    def choose(self, co: Coders, a: np.ndarray, sig_ctx: np.ndarray, g_ctx: np.ndarray,
+               r_ctx: np.ndarray, s_ctx: np.ndarray, neg: np.ndarray) -> np.ndarray:
+        """Signed quantized values for the magnitudes ``a`` (in steps) given the contexts."""
+        m0 = np.floor(a + 0.5).astype(np.int64)
+        z_bits = _bits(co.sig, sig_ctx, 0)
+        nz_bits = _bits(co.sig, sig_ctx, 1) + _bits(co.sign, s_ctx, neg.astype(np.int64))
+        g0, g1 = _bits(co.gt1, g_ctx, 0), _bits(co.gt1, g_ctx, 1)
+        best = self.kappa * a * a + self.lam * z_bits
+        out = np.zeros_like(m0)
+        for m in (m0, m0 - 1):
+            ok = m >= 1
+            if not ok.any():
+                continue
+            mm = np.maximum(m, 1)
+            rec = np.where(mm == 1, 1.0 + self.o1, mm + self.o2)
+            rest = _value_bits(co.rest, r_ctx, np.maximum(mm - 2, 0))
+            bits = nz_bits + np.where(mm == 1, g0, g1 + rest)
+            j = self.kappa * (a - rec) ** 2 + self.lam * bits
+            take = ok & (j < best)
+            best = np.where(take, j, best)
+            out = np.where(take, mm, out)
+        return np.where(neg, -out, out)
+
+
+def code_band(co: Coders, info: BandInfo, q: np.ndarray | None = None,
+              rd: RD | None = None) -> np.ndarray:
+    """Code the quantized band ``q`` (or decode it when ``q`` is None; with ``rd``, choose
+    the values by rate-distortion optimization against the live model); returns the band."""
     h, w = info.shape
     mag = np.zeros((h + 2 * PAD, w + 2 * PAD), dtype=np.int64)  # known clipped magnitudes
     sgn = np.zeros((h + 2 * PAD, w + 2 * PAD), dtype=np.int64)  # known signs (-1, 0, 1)
@@ -239,9 +287,19 @@ def code_band(co: Coders, info: BandInfo, q: np.ndarray | None = None) -> np.nda
         sig_ctx = ((info.bcls * 4 + p) * N_NQ + _NQ[np.minimum(nb, 199)]) * N_OQ + \
             _OQ[np.minimum(other, 199)]
         act = _AQ[np.minimum(nb + other, 400)]
+        hs_all = np.sign(nbr(sgn, 0, -1) + nbr(sgn, 0, 1)).ravel() + 1
+        vs_all = np.sign(nbr(sgn, -1, 0) + nbr(sgn, 1, 0)).ravel() + 1
+        ref_all = info.ref_sign[r0::st, c0::st].ravel()
+        s_base = (info.chroma * 2 + dist - 1) * 3 + info.orient
         if q is None:
             sig = co.sig.decode(sig_ctx)
         else:
+            if rd is not None:
+                ca = rd.a[r0::st, c0::st].ravel()
+                q[r0::st, c0::st] = rd.choose(
+                    co, np.abs(ca), sig_ctx, (info.bcls * 2 + (p > 0)) * 6 + act,
+                    (info.chroma * 2 + (p > 0)) * 6 + act,
+                    ((s_base * 3 + hs_all) * 3 + vs_all) * 3 + ref_all, ca < 0).reshape(nr, nc)
             qs = q[r0::st, c0::st].ravel()
             m_true = np.abs(qs)
             sig = (m_true > 0).astype(np.int64)
@@ -259,10 +317,7 @@ def code_band(co: Coders, info: BandInfo, q: np.ndarray | None = None) -> np.nda
         m = sig.copy()
         m[big] = rest + 2
         # signs: context = known horizontal / vertical neighbour signs and the reference sign
-        hs = np.sign(nbr(sgn, 0, -1) + nbr(sgn, 0, 1)).ravel()[nz] + 1
-        vs = np.sign(nbr(sgn, -1, 0) + nbr(sgn, 1, 0)).ravel()[nz] + 1
-        ref = info.ref_sign[r0::st, c0::st].ravel()[nz]
-        s_ctx = ((((info.chroma * 2 + dist - 1) * 3 + info.orient) * 3 + hs) * 3 + vs) * 3 + ref
+        s_ctx = ((s_base * 3 + hs_all[nz]) * 3 + vs_all[nz]) * 3 + ref_all[nz]
         if q is None:
             neg = co.sign.decode(s_ctx)
         else:

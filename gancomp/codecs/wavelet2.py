@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import dwt97
 from ..errors import FormatError
-from ..subband import MODELS, BandInfo, Coders, _resample, code_band, code_ll
+from ..subband import MODELS, RD, BandInfo, Coders, _resample, code_band, code_ll
 from .base import Codec, Encoded, Option, clamp_quality, register
 
 MAX_LEVELS = 6
@@ -29,6 +29,9 @@ ZTHR = 0.66                # ... and zero below ZTHR steps (the dead zone)
 ISO = 0.15                 # isolated coefficients (no significant neighbour or parent) need
                            # ZTHR + ISO steps: their significance costs many bits
 CHROMA_CODE = 6            # default chroma step factor 2 ** (code / 16)
+RDO_LAM = 0.12             # rate-distortion optimized quantization: bits cost RDO_LAM step^2
+RDO_O1 = 0.0               # reconstruction offsets the RDO decisions assume (|q| = 1, > 1)
+RDO_O2 = 0.0
 STEP_DIV = 16.0            # step = 2 ** (step_code / STEP_DIV) / 64 (q 0: ~99, q 100: ~1.3)
 
 # The context models' trained starting counts (gancomp/train/w2priors.py); part of the format.
@@ -96,7 +99,7 @@ class _Steps:
 
     def __init__(self, step_code: int, chroma_code: int, levels: int, channels: int) -> None:
         base = 2.0 ** (step_code / STEP_DIV) / 64.0
-        cf = 2.0 ** (chroma_code / 16.0)
+        cf = self.cf = 2.0 ** (chroma_code / 16.0)
         g_ll, g_det = dwt97.synthesis_gains(levels)
         self.ll: list[float] = []
         self.det: list[list[tuple[float, float, float]]] = []
@@ -208,11 +211,16 @@ class Wavelet2Codec(Codec):
                 qs: list[np.ndarray] = []
                 for o, b in enumerate(bands):
                     st = steps.det[ch][k][o]
-                    qb = _quantize_band(b, st, qlev[k - 1][o] if k else None)
-                    info = BandInfo(chroma, lc, o, qb.shape,
+                    info = BandInfo(chroma, lc, o, b.shape,
                                     qlev[k - 1][o] if k else None, qs,
                                     qbands[0][k][o] if ch > 0 else None)
-                    code_band(co, info, qb)
+                    if RDO_LAM > 0:
+                        kappa = steps.cf ** 2 if ch > 0 else 1.0
+                        rd = RD(b * (1.0 / st), kappa, RDO_LAM, RDO_O1, RDO_O2)
+                        qb = code_band(co, info, np.zeros(b.shape, dtype=np.int64), rd)
+                    else:
+                        qb = _quantize_band(b, st, qlev[k - 1][o] if k else None)
+                        code_band(co, info, qb)
                     m = np.abs(qb)
                     err = np.abs(b) / st - m
                     for big in (False, True):
