@@ -174,8 +174,6 @@ def pack(c: Container) -> bytes:
 
     A model is referenced by its registered small id when (id, SHA-256) is in
     gancomp.weights.REGISTERED, else by its id and 4 bytes of its SHA-256."""
-    from .weights import registered_ref
-
     _check_geometry(c.width, c.height, c.channels, c.bit_depth)
     if len(c.params) > MAX_PARAMS or len(c.streams) > MAX_STREAMS or len(c.sections) > MAX_SECTIONS:
         raise ValueError("too many params, streams or sections")
@@ -190,6 +188,8 @@ def pack(c: Container) -> bytes:
         mid = c.model_id.encode("ascii")
         if not 0 < len(mid) < 256:
             raise ValueError("model id too long")
+        from .weights import registered_ref   # only files that name a model need it
+
         ref = registered_ref(c.model_id, c.model_hash.hex())
         write_varint(out, ref)
         if ref == 0:
@@ -325,8 +325,6 @@ def unpack(data: bytes) -> Container:
 
 
 def _unpack_v11(data: bytes, minor: int) -> Container:
-    from .weights import resolve_ref
-
     if minor > MINOR:
         raise FormatError(f".gcz format version 1.{minor} is newer than this gancomp "
                           f"(reads up to 1.{MINOR}); upgrade gancomp")
@@ -345,6 +343,8 @@ def _unpack_v11(data: bytes, minor: int) -> Container:
     if flags & F_MODEL:
         ref = r.varint("model reference", MAX_MODEL_REF)
         if ref:
+            from .weights import resolve_ref
+
             known = resolve_ref(ref)
             if known is None:
                 raise FormatError(f"file names registered model #{ref}, unknown to this "

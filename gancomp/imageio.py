@@ -80,14 +80,17 @@ def decode_image_bytes(data: bytes, name: str = "input") -> LoadedImage:
     """Decode image file bytes to the 8-bit array policy above."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    _register_plugins()
     if not data:
         raise InputError(f"{name}: empty file")
     if data[:4] == b"\x8bGCZ":
         raise InputError(f"{name}: is a .gcz file; decode it with `gancomp decode`")
     Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
     try:
-        img = Image.open(io.BytesIO(data))
+        try:
+            img = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:   # HEIC/AVIF: register pillow-heif only when needed
+            _register_plugins()
+            img = Image.open(io.BytesIO(data))
         wide = _wide_samples(img)
         img.load()
     except UnidentifiedImageError:

@@ -30,6 +30,7 @@ MAG_T = 12                 # rest-of-magnitude symbols below MAG_T are direct
 N_BUCKET = 24              # then buckets of 1, 2, 4, ... values (raw bits in the bucket)
 ALPHA = MAG_T + N_BUCKET
 CLIP = 7                   # neighbour magnitudes are clipped here before summing
+HALVE_AT = 1 << 22         # halve a context's counts when their total passes this (v1)
 
 N_BCLS = 6                 # band classes: (luma, chroma) x (finest, second, coarser levels)
 N_NQ, N_OQ = 8, 6
@@ -55,6 +56,7 @@ class _Coder(AdaptiveCoder):
 
     stats: np.ndarray | None = None
     totals: np.ndarray
+    halve_at: int = HALVE_AT
 
     def _probs(self, ctx: np.ndarray) -> np.ndarray:
         # same floats as the base class (integer sums are exact in float64), fewer reductions
@@ -63,7 +65,7 @@ class _Coder(AdaptiveCoder):
     def _update(self, symbols: np.ndarray, ctx: np.ndarray) -> None:
         np.add.at(self.counts, (ctx, symbols), self.increment)
         self.totals += np.bincount(ctx, minlength=self.contexts) * self.increment
-        big = self.totals > (1 << 22)
+        big = self.totals > self.halve_at
         if big.any():
             self.counts[big] = (self.counts[big] + 1) // 2
             self.totals[big] = self.counts[big].sum(axis=1)
@@ -82,9 +84,10 @@ class Coders:
     :mod:`gancomp.train.w2priors`); ``record`` makes the models count what they code."""
 
     def __init__(self, data: bytes | None = None, priors: dict[str, np.ndarray] | None = None,
-                 record: bool = False) -> None:
+                 record: bool = False, halve_at: int = HALVE_AT) -> None:
         for name, (alpha, nctx) in MODELS.items():
             c = _Coder(alpha, nctx)
+            c.halve_at = halve_at
             if priors is not None:
                 c.counts = priors[name].astype(np.int64).copy()
             if record:
@@ -218,8 +221,60 @@ def _shift(p: np.ndarray, r0: int, c0: int, st: int, dr: int, dc: int, nr: int,
     return p[r:r + st * (nr - 1) + 1:st, c:c + st * (nc - 1) + 1:st]
 
 
-def code_band(co: Coders, info: BandInfo, q: np.ndarray | None = None) -> np.ndarray:
-    """Code the quantized band ``q`` (or decode it when ``q`` is None); returns the band."""
+def _cost_table(coder: AdaptiveCoder) -> np.ndarray:
+    """Bits of every (context, symbol) under ``coder``'s current counts."""
+    return np.log2(coder.totals.astype(np.float64))[:, None] - np.log2(coder.counts)
+
+
+class RD:
+    """Encoder-side rate-distortion optimized quantization of one band: each coefficient
+    takes the value among {round(|c|/step), one less, 0} that minimizes
+    ``kappa * (|c|/step - recon)^2 + lam * bits`` with bits from the live context model
+    (the counts at the start of the pass; effects on later contexts are ignored)."""
+
+    def __init__(self, a: np.ndarray, kappa: float, lam: float, o1: float, o2: float,
+                 nz: float = 0.0) -> None:
+        self.a, self.kappa, self.lam, self.o1, self.o2, self.nz = a, kappa, lam, o1, o2, nz
+
+    def choose(self, co: Coders, a: np.ndarray, sig_ctx: np.ndarray, g_ctx: np.ndarray,
+               r_ctx: np.ndarray, s_ctx: np.ndarray, neg: np.ndarray) -> np.ndarray:
+        """Signed quantized values for the magnitudes ``a`` (in steps) given the contexts."""
+        out = np.zeros(a.size, dtype=np.int64)
+        idx = np.flatnonzero(a >= 0.5)       # below half a step zero is always best
+        if not idx.size:
+            return out
+        a, neg = a[idx], neg[idx]
+        sig_ctx, g_ctx, r_ctx = sig_ctx[idx], g_ctx[idx], r_ctx[idx]
+        m0 = np.floor(a + 0.5).astype(np.int64)
+        sig_t = _cost_table(co.sig)
+        gt_t = _cost_table(co.gt1)[g_ctx]
+        z_bits = sig_t[sig_ctx, 0]
+        nz_bits = self.nz + sig_t[sig_ctx, 1] + _cost_table(co.sign)[s_ctx[idx], neg.astype(np.int64)]
+        rest_t = _cost_table(co.rest)
+        best = self.kappa * a * a + self.lam * z_bits
+        res = np.zeros_like(m0)
+        for m in (m0, m0 - 1):
+            mm = np.maximum(m, 1)
+            rec = np.where(mm == 1, 1.0 + self.o1, mm + self.o2)
+            v = np.maximum(mm - 2, 0)
+            big = v >= MAG_T
+            e = np.maximum(v - MAG_T + 1, 1)
+            bk = np.minimum(np.floor(np.log2(e)).astype(np.int64), N_BUCKET - 1)
+            sym = np.where(big, MAG_T + bk, np.minimum(v, MAG_T - 1))
+            rest = rest_t[r_ctx, sym] + np.where(big, bk, 0)
+            bits = nz_bits + np.where(mm == 1, gt_t[:, 0], gt_t[:, 1] + rest)
+            j = self.kappa * (a - rec) ** 2 + self.lam * bits
+            take = (m >= 1) & (j < best)
+            best = np.where(take, j, best)
+            res = np.where(take, mm, res)
+        out[idx] = np.where(neg, -res, res)
+        return out
+
+
+def code_band(co: Coders, info: BandInfo, q: np.ndarray | None = None,
+              rd: RD | None = None) -> np.ndarray:
+    """Code the quantized band ``q`` (or decode it when ``q`` is None; with ``rd``, choose
+    the values by rate-distortion optimization against the live model); returns the band."""
     h, w = info.shape
     mag = np.zeros((h + 2 * PAD, w + 2 * PAD), dtype=np.int64)  # known clipped magnitudes
     sgn = np.zeros((h + 2 * PAD, w + 2 * PAD), dtype=np.int64)  # known signs (-1, 0, 1)
@@ -239,9 +294,19 @@ def code_band(co: Coders, info: BandInfo, q: np.ndarray | None = None) -> np.nda
         sig_ctx = ((info.bcls * 4 + p) * N_NQ + _NQ[np.minimum(nb, 199)]) * N_OQ + \
             _OQ[np.minimum(other, 199)]
         act = _AQ[np.minimum(nb + other, 400)]
+        hs_all = np.sign(nbr(sgn, 0, -1) + nbr(sgn, 0, 1)).ravel() + 1
+        vs_all = np.sign(nbr(sgn, -1, 0) + nbr(sgn, 1, 0)).ravel() + 1
+        ref_all = info.ref_sign[r0::st, c0::st].ravel()
+        s_base = (info.chroma * 2 + dist - 1) * 3 + info.orient
         if q is None:
             sig = co.sig.decode(sig_ctx)
         else:
+            if rd is not None:
+                ca = rd.a[r0::st, c0::st].ravel()
+                q[r0::st, c0::st] = rd.choose(
+                    co, np.abs(ca), sig_ctx, (info.bcls * 2 + (p > 0)) * 6 + act,
+                    (info.chroma * 2 + (p > 0)) * 6 + act,
+                    ((s_base * 3 + hs_all) * 3 + vs_all) * 3 + ref_all, ca < 0).reshape(nr, nc)
             qs = q[r0::st, c0::st].ravel()
             m_true = np.abs(qs)
             sig = (m_true > 0).astype(np.int64)
@@ -259,10 +324,7 @@ def code_band(co: Coders, info: BandInfo, q: np.ndarray | None = None) -> np.nda
         m = sig.copy()
         m[big] = rest + 2
         # signs: context = known horizontal / vertical neighbour signs and the reference sign
-        hs = np.sign(nbr(sgn, 0, -1) + nbr(sgn, 0, 1)).ravel()[nz] + 1
-        vs = np.sign(nbr(sgn, -1, 0) + nbr(sgn, 1, 0)).ravel()[nz] + 1
-        ref = info.ref_sign[r0::st, c0::st].ravel()[nz]
-        s_ctx = ((((info.chroma * 2 + dist - 1) * 3 + info.orient) * 3 + hs) * 3 + vs) * 3 + ref
+        s_ctx = ((s_base * 3 + hs_all[nz]) * 3 + vs_all[nz]) * 3 + ref_all[nz]
         if q is None:
             neg = co.sign.decode(s_ctx)
         else:

@@ -1,5 +1,8 @@
-"""Write wavelet2's frozen conformance files (run once, when the format was frozen; never
-rerun over existing files): formats/conformance/wavelet2/wavelet2_*.gcz + their own manifest.json."""
+"""Write wavelet2's frozen conformance files (run once per format version, when it was frozen;
+never over existing files). v1: formats/conformance/wavelet2/wavelet2_*.gcz; v2 (``--v2``):
+formats/conformance/wavelet2_v2/, with the post-filter forced on two of the files. Each folder
+has its own manifest.json."""
+import sys
 import hashlib
 import json
 from pathlib import Path
@@ -11,21 +14,34 @@ import gancomp
 from gancomp import api
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "formats" / "conformance" / "wavelet2"
+V2 = "--v2" in sys.argv[1:]
+CONF = ROOT / "formats" / "conformance" / ("wavelet2_v2" if V2 else "wavelet2")
 DATA = ROOT / "tests" / "data"
 
 
 def main() -> None:
-    man = json.loads((CONF / "manifest.json").read_text())
+    CONF.mkdir(exist_ok=True)
+    mf = CONF / "manifest.json"
+    man = json.loads(mf.read_text()) if mf.exists() else {}
     rgb = np.asarray(Image.open(DATA / "astronaut_128x96.png").convert("RGB"))
     gray = np.asarray(Image.open(DATA / "camera_gray_64.png").convert("L"))
     odd = np.asarray(Image.open(DATA / "chelsea_80x64.png").convert("RGB"))[:61, :79]
     alpha = (np.add.outer(np.arange(61), np.arange(79)) * 2 % 256).astype(np.uint8)
-    files = {
-        "wavelet2_rgb_q50.gcz": api.encode_array(rgb, "wavelet2", 50),
-        "wavelet2_gray_q75.gcz": api.encode_array(gray, "wavelet2", 75),
-        "wavelet2_rgba_odd79x61_q30.gcz": api.encode_array(np.dstack([odd, alpha]), "wavelet2", 30),
-    }
+    if V2:
+        files = {
+            "wavelet2v2_rgb_q40_postfilter.gcz": api.encode_array(rgb, "wavelet2", 40,
+                                                                   postfilter=2),
+            "wavelet2v2_gray_q75.gcz": api.encode_array(gray, "wavelet2", 75),
+            "wavelet2v2_rgba_odd79x61_q25_postfilter.gcz": api.encode_array(
+                np.dstack([odd, alpha]), "wavelet2", 25, postfilter=2),
+        }
+    else:
+        files = {
+            "wavelet2_rgb_q50.gcz": api.encode_array(rgb, "wavelet2", 50),
+            "wavelet2_gray_q75.gcz": api.encode_array(gray, "wavelet2", 75),
+            "wavelet2_rgba_odd79x61_q30.gcz": api.encode_array(np.dstack([odd, alpha]),
+                                                               "wavelet2", 30),
+        }
     for name, data in files.items():
         path = CONF / name
         if path.exists() or name in man:

@@ -85,12 +85,15 @@ def apply(kvs):
             continue
         if k == "PRIORS":
             import hashlib
-            w2.PRIORS_FILE = Path(v)
-            w2.PRIORS_SHA256 = hashlib.sha256(Path(v).read_bytes()).hexdigest() if v != "none" else ""
-            w2._PRIORS = None
+            w2.FORMATS[w2.VERSION] = (str(Path(v).resolve()), hashlib.sha256(
+                Path(v).read_bytes()).hexdigest() if v != "none" else "", w2.FORMATS[w2.VERSION][2])
+            w2._PRIORS.clear()
             continue
         if k == "PASSES4":
             sb.PASSES = ((0, 0, 2, 1, 0), (1, 1, 2, 1, 2), (0, 1, 2, 1, 3), (1, 0, 2, 1, 3))
+            continue
+        if k == "HALVE_AT":
+            w2.FORMATS[w2.VERSION] = w2.FORMATS[w2.VERSION][:2] + (int(v),)
             continue
         mod = w2 if hasattr(w2, k) else sb
         setattr(mod, k, type(getattr(mod, k))(float(v)) if not isinstance(getattr(mod, k), int) else int(v))
@@ -107,7 +110,8 @@ def run(n):
         r1, p1 = [], []
         for q in qs:
             t = time.time(); enc = codec.encode(img, q); te += time.time() - t
-            nbytes = sum(len(s) for s in enc.streams) + 30
+            nbytes = sum(len(s) for s in enc.streams) + 30 + sum(
+                len(v) + 3 for v in enc.params.values() if isinstance(v, bytes))
             t = time.time(); rec = codec.decode(enc.params, enc.streams, img.shape[1], img.shape[0], 3); td += time.time() - t
             r1.append(nbytes * 8 / px); p1.append(psnr(img, rec))
         r2, p2 = [], []

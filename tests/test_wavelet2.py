@@ -131,7 +131,8 @@ def test_no_torch_on_codec_path(tmp_path, rgb):
 
 
 def test_cross_process_decode_is_bit_exact(tmp_path, rgb):
-    data = api.encode_array(rgb, "wavelet2", 55)
+    data = api.encode_array(rgb, "wavelet2", 55, postfilter=2)
+    assert "f" in api.read_header(data).params
     f = tmp_path / "a.gcz"
     f.write_bytes(data)
     want = hashlib.sha256(api.decode_array(data).tobytes()).hexdigest()
@@ -177,3 +178,72 @@ def test_priors_training_runs_and_table_loads(rgb):
     assert stats["sig"].sum() > 0 and stats["sign"].sum() > 0
     table = load_priors()
     assert set(table) == set(MODELS)
+
+
+def test_postfilter_v2(rgb, gray):
+    from gancomp import postfilter as pf
+
+    x = np.random.default_rng(3).normal(size=(7, 5))
+    ident = bytes([8] + [0] * pf.NTAP)
+    assert np.array_equal(pf.apply(x, ident), x)
+    assert pf.apply(np.ones((1, 1)), ident).shape == (1, 1)
+    # least squares recovers a known filter
+    codes = np.zeros(pf.NTAP, dtype=np.int8)
+    codes[0], codes[1:5] = -64, 16
+    known = bytes([8]) + codes.tobytes()
+    y = pf.apply(x, known)
+    assert pf.quantize(pf.fit(x, y)) == known
+    with pytest.raises(ValueError):
+        pf.weights(bytes([11] + [0] * pf.NTAP))
+    c = get_codec("wavelet2")
+    for img in (rgb, gray, rgb[:1, :1], gray[:3, :5]):
+        e = c.encode(img, 40, postfilter=2)
+        assert e.params["V"] == 2 and e.params["f"] == (1 << img.shape[2]) - 1
+        out = c.decode(e.params, e.streams, img.shape[1], img.shape[0], img.shape[2])
+        assert out.shape == img.shape
+        assert "f" not in c.encode(img, 40, postfilter=0).params
+    e = c.encode(rgb, 40, postfilter=2)
+    d = psnr(rgb, c.decode(e.params, e.streams, rgb.shape[1], rgb.shape[0], 3))
+    e0 = c.encode(rgb, 40, postfilter=0)
+    d0 = psnr(rgb, c.decode(e0.params, e0.streams, rgb.shape[1], rgb.shape[0], 3))
+    assert d > d0            # the fitted filter lowers the error
+    bad = [{"f": 8}, {"f": 0}, {"w": e.params["w"][:-1]}, {"f": "x"}, {"V": 3}, {"V": 1},
+           {"w": b"\x0f" + e.params["w"][1:]}]
+    for b in bad:
+        with pytest.raises(FormatError):
+            c.decode(dict(e.params, **b), e.streams, rgb.shape[1], rgb.shape[0], 3)
+
+
+def test_v1_stream_decodes_with_v1_rules(rgb):
+    # a v1 file has no "V": it must decode with v1's adaptation (frozen files: test_conformance)
+    import gancomp.codecs.wavelet2 as w2
+
+    c = get_codec("wavelet2")
+    e = c.encode(rgb, 50, postfilter=0)
+    p1 = {k: v for k, v in e.params.items() if k != "V"}
+    with pytest.raises(FormatError):   # v2 stream read with v1 rules desyncs
+        c.decode(p1, e.streams, rgb.shape[1], rgb.shape[0], 3)
+    co = w2.make_coders(1)
+    e1 = c.encode_analysed(rgb.shape, c.analyse(rgb), w2.step_code_for_quality(50),
+                           c.chroma_default, coders=co, postfilter=0)
+    out = c.decode({k: v for k, v in e1.params.items() if k != "V"}, e1.streams,
+                   rgb.shape[1], rgb.shape[0], 3)
+    assert psnr(rgb, out) > 30
+
+
+def test_decoding_imports_only_its_codec(tmp_path, rgb):
+    from gancomp.codecs import MODULE_OF_ID, available, codec_by_id
+
+    for cid, mod in MODULE_OF_ID.items():
+        assert codec_by_id(cid).__module__ == f"gancomp.codecs.{mod}"
+    assert {c.codec_id for c in available().values()} >= set(MODULE_OF_ID)
+    f = tmp_path / "a.gcz"
+    f.write_bytes(api.encode_array(rgb, "wavelet2", 40))
+    code = ("import sys\nfrom gancomp import api\n"
+            f"api.decode_array(open({str(f)!r}, 'rb').read())\n"
+            "api.encode_array(api.decode_array(open(" + repr(str(f)) + ", 'rb').read()), 'wavelet2')\n"
+            "print(sorted(m for m in sys.modules if m.startswith('gancomp.codecs.')))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['gancomp.codecs.base', 'gancomp.codecs.wavelet2']"

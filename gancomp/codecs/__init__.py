@@ -12,6 +12,10 @@ from .base import Codec, Encoded, Params, available, codec_by_id, get_codec, reg
 # The codec used when the user names none. It changes only when a codec beats it on Kodak.
 DEFAULT_CODEC = "wavelet2"
 
+# Where a file's codec id lives, so decoding imports only that codec (a hint: an id missing
+# here, or a wrong entry, falls back to importing every codec module; tests check it).
+MODULE_OF_ID = {6: "wavelet2", 1: "wavelet"}
+
 _DISCOVERED = False
 
 

@@ -204,13 +204,30 @@ def _load_all() -> None:
     _discover()
 
 
+def _load_one(module: str | None) -> None:
+    """Import just ``gancomp.codecs.<module>`` (a hint; a miss falls back to discovery), so
+    coding with one codec does not pay for importing every other codec."""
+    if module and module.isidentifier():
+        import importlib
+        import importlib.util
+
+        try:
+            if importlib.util.find_spec(f"{__package__}.{module}") is not None:
+                importlib.import_module(f"{__package__}.{module}")
+        except ImportError:
+            pass
+
+
 def get_codec(name: str) -> Codec:
     """Return a codec instance by its ``--codec`` name."""
-    _load_all()
     if name == "default":
         from . import DEFAULT_CODEC
 
         name = DEFAULT_CODEC
+    if name not in _BY_NAME:
+        _load_one(name)          # codecs live in a module of their name, by convention
+    if name not in _BY_NAME:
+        _load_all()
     cls = _BY_NAME.get(name)
     if cls is None:
         raise InputError(f"unknown codec {name!r}; available: {', '.join(sorted(_BY_NAME))}")
@@ -219,7 +236,12 @@ def get_codec(name: str) -> Codec:
 
 def codec_by_id(codec_id: int) -> type[Codec] | None:
     """Return the codec class for a file's codec id, or None when this build lacks it."""
-    _load_all()
+    if codec_id not in _BY_ID:
+        from . import MODULE_OF_ID
+
+        _load_one(MODULE_OF_ID.get(codec_id))
+    if codec_id not in _BY_ID:
+        _load_all()
     return _BY_ID.get(codec_id)
 
 

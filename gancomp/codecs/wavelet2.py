@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from .. import dwt97
+from .. import postfilter as pfilt
 from ..errors import FormatError
-from ..subband import MODELS, BandInfo, Coders, _resample, code_band, code_ll
+from ..subband import MODELS, RD, BandInfo, Coders, _resample, code_band, code_ll
 from .base import Codec, Encoded, Option, clamp_quality, register
 
 MAX_LEVELS = 6
@@ -29,36 +30,53 @@ ZTHR = 0.66                # ... and zero below ZTHR steps (the dead zone)
 ISO = 0.15                 # isolated coefficients (no significant neighbour or parent) need
                            # ZTHR + ISO steps: their significance costs many bits
 CHROMA_CODE = 6            # default chroma step factor 2 ** (code / 16)
+POSTFILTER = True          # v2: fit and send a per-plane Wiener post-filter where it pays
+RDO_LAM = 0.12             # rate-distortion optimized quantization: bits cost RDO_LAM step^2
+RDO_O1 = 0.0               # reconstruction offsets the RDO decisions assume (|q| = 1, > 1)
+RDO_O2 = 0.0
+RDO_NZ = 0.0               # extra bits charged to a non-zero value (its cost to later contexts)
 STEP_DIV = 16.0            # step = 2 ** (step_code / STEP_DIV) / 64 (q 0: ~99, q 100: ~1.3)
 
-# The context models' trained starting counts (gancomp/train/w2priors.py); part of the format.
-PRIORS_FILE = Path(__file__).resolve().parent.parent / "data" / "wavelet2_priors.safetensors"
-PRIORS_SHA256 = "2fef475d5a6cd4e21f56dba6ff4e81e53bc8d19149e100a2eaa763b5e25ba570"
-_PRIORS: dict[str, np.ndarray] | None = None
+# Per bitstream version: the context models' trained starting counts (gancomp/train/w2priors.py,
+# file + SHA-256) and the total at which a context's counts are halved. Part of the format.
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+# v2 keeps v1's table (a table retrained on v2's choices measured no better; notes, session 2)
+# but halves a context's counts sooner (faster adaptation) and adds the post-filter.
+_V1_SHA = "2fef475d5a6cd4e21f56dba6ff4e81e53bc8d19149e100a2eaa763b5e25ba570"
+FORMATS: dict[int, tuple[str, str, int]] = {
+    1: ("wavelet2_priors.safetensors", _V1_SHA, 1 << 22),
+    2: ("wavelet2_priors.safetensors", _V1_SHA, 4096),
+}
+VERSION = 2                # what the encoder writes
+_PRIORS: dict[int, dict[str, np.ndarray]] = {}
 
 
-def load_priors() -> dict[str, np.ndarray] | None:
-    """The starting counts this build's wavelet2 format uses (checked against PRIORS_SHA256)."""
-    global _PRIORS
-    if not PRIORS_SHA256:
+def load_priors(version: int = VERSION) -> dict[str, np.ndarray] | None:
+    """The starting counts of wavelet2 ``version`` (checked against their SHA-256)."""
+    name, sha, _ = FORMATS[version]
+    if not sha:
         return None
-    if _PRIORS is None:
+    if version not in _PRIORS:
         import hashlib
 
         from safetensors.numpy import load
 
         try:
-            raw = PRIORS_FILE.read_bytes()
+            raw = (DATA_DIR / name).read_bytes()
         except OSError:
-            raise FormatError(f"wavelet2 context table {PRIORS_FILE.name} missing from this "
-                              "install") from None
-        if hashlib.sha256(raw).hexdigest() != PRIORS_SHA256:
-            raise FormatError(f"wavelet2 context table {PRIORS_FILE.name} was modified")
+            raise FormatError(f"wavelet2 context table {name} missing from this install") from None
+        if hashlib.sha256(raw).hexdigest() != sha:
+            raise FormatError(f"wavelet2 context table {name} was modified")
         t = load(raw)
         if set(t) != set(MODELS) or any(t[k].shape != (n, a) for k, (a, n) in MODELS.items()):
             raise FormatError("wavelet2 context table has the wrong shape")
-        _PRIORS = t
-    return _PRIORS
+        _PRIORS[version] = t
+    return _PRIORS[version]
+
+
+def make_coders(version: int = VERSION, data: bytes | None = None, **kw: Any) -> Coders:
+    """The context models of wavelet2 ``version`` (an encoder, or a decoder of ``data``)."""
+    return Coders(data, priors=load_priors(version), halve_at=FORMATS[version][2], **kw)
 
 
 # BT.601 full-range YCbCr, as in JPEG; written out so no BLAS call can reorder sums.
@@ -95,8 +113,8 @@ class _Steps:
     """Every band's quantizer step, from the two integers stored in the file."""
 
     def __init__(self, step_code: int, chroma_code: int, levels: int, channels: int) -> None:
-        base = 2.0 ** (step_code / STEP_DIV) / 64.0
-        cf = 2.0 ** (chroma_code / 16.0)
+        base = self.base = 2.0 ** (step_code / STEP_DIV) / 64.0
+        cf = self.cf = 2.0 ** (chroma_code / 16.0)
         g_ll, g_det = dwt97.synthesis_gains(levels)
         self.ll: list[float] = []
         self.det: list[list[tuple[float, float, float]]] = []
@@ -136,17 +154,39 @@ def _offsets_index(ch: int, lc: int, big: bool) -> int:
     return (ch * 3 + lc) * 2 + int(big)
 
 
+def _planes(lls: list[np.ndarray], qbands, offs: np.ndarray, steps: "_Steps", levels: int,
+            channels: int) -> list[np.ndarray]:
+    """Dequantize (with the stored reconstruction offsets) and inverse-transform each plane."""
+    planes = []
+    for ch in range(channels):
+        details = []
+        for k in range(levels):
+            lc = _level_cls(k, levels)
+            o1, o2 = offs[_offsets_index(ch, lc, False)], offs[_offsets_index(ch, lc, True)]
+            lev = []
+            for o in range(3):
+                qb = qbands[ch][k][o]
+                m = np.abs(qb).astype(np.float64)
+                r = np.where(m == 1, m + o1, np.where(m > 1, m + o2, 0.0))
+                lev.append(np.where(qb < 0, -r, r) * steps.det[ch][k][o])
+            details.append(tuple(lev))
+        planes.append(dwt97.inverse(lls[ch].astype(np.float64) * steps.ll[ch], details))
+    return planes
+
+
 @register
 class Wavelet2Codec(Codec):
     name = "wavelet2"
     codec_id = 6
-    version = 1
+    version = VERSION
     channels = (1, 3)
     description = ("CDF 9/7 wavelet, energy-weighted dead-zone quantizer, context-modelled "
                    "range coding (numpy only)")
     encode_options = (
         Option("chroma", int, CHROMA_CODE, "chroma step factor 2^(chroma/16) over luma",
                lo=-32, hi=64),
+        Option("postfilter", int, 1, "post-filter: 0 off, 1 on the planes where it pays, "
+               "2 on every plane", lo=0, hi=2),
     )
 
     chroma_default = CHROMA_CODE
@@ -166,13 +206,13 @@ class Wavelet2Codec(Codec):
         x = image.astype(np.float64) - 128.0
         planes = _mix(x, _R2Y) if c == 3 else [x[..., 0]]
         levels = levels_for(h, w)
-        return levels, [dwt97.forward(p, levels) for p in planes]
+        return levels, [dwt97.forward(p, levels) for p in planes], planes
 
     def encode(self, image: np.ndarray, quality: float | None = None, **options: Any) -> Encoded:
         opts = self.encode_opts(options)
         q = clamp_quality(quality, 50.0)
         return self.encode_analysed(image.shape, self.analyse(image), step_code_for_quality(q),
-                                    opts["chroma"])
+                                    opts["chroma"], postfilter=opts["postfilter"])
 
     def trial_encoder(self, image: np.ndarray, **options: Any):
         """``quality -> Encoded`` for rate control: the transform is computed once, and each
@@ -184,35 +224,43 @@ class Wavelet2Codec(Codec):
         def trial(quality: float | None) -> Encoded:
             code = step_code_for_quality(clamp_quality(quality, 50.0))
             if code not in memo:
-                memo[code] = self.encode_analysed(image.shape, analysed, code, opts["chroma"])
+                memo[code] = self.encode_analysed(image.shape, analysed, code, opts["chroma"],
+                                                  postfilter=opts["postfilter"])
             return memo[code]
 
         return trial
 
     def encode_analysed(self, shape, analysed, step_code: int, chroma_code: int,
-                        coders: Coders | None = None) -> Encoded:
-        """Quantize and code a transform from :meth:`analyse` at one step."""
+                        coders: Coders | None = None, postfilter: int = 1) -> Encoded:
+        """Quantize and code a transform from :meth:`analyse` at one step; ``postfilter``:
+        0 none, 1 fitted filters on the planes where they pay, 2 on every plane."""
         h, w, c = shape
-        levels, coeffs = analysed
+        levels, coeffs, orig = analysed
         steps = _Steps(step_code, chroma_code, levels, c)
-        co = coders if coders is not None else Coders(priors=load_priors())
+        co = coders if coders is not None else make_coders()
         offs_num = np.zeros(c * 6)
         offs_den = np.zeros(c * 6)
         qbands: list[list[tuple[np.ndarray, ...]]] = []
+        lls: list[np.ndarray] = []
         for ch, (ll, details) in enumerate(coeffs):
             chroma = int(ch > 0)
-            code_ll(co, chroma, ll.shape, _quantize(ll, steps.ll[ch], 0.5))
+            lls.append(code_ll(co, chroma, ll.shape, _quantize(ll, steps.ll[ch], 0.5)))
             qlev: list[tuple[np.ndarray, ...]] = []
             for k, bands in enumerate(details):
                 lc = _level_cls(k, levels)
                 qs: list[np.ndarray] = []
                 for o, b in enumerate(bands):
                     st = steps.det[ch][k][o]
-                    qb = _quantize_band(b, st, qlev[k - 1][o] if k else None)
-                    info = BandInfo(chroma, lc, o, qb.shape,
+                    info = BandInfo(chroma, lc, o, b.shape,
                                     qlev[k - 1][o] if k else None, qs,
                                     qbands[0][k][o] if ch > 0 else None)
-                    code_band(co, info, qb)
+                    if RDO_LAM > 0:
+                        kappa = steps.cf ** 2 if ch > 0 else 1.0
+                        rd = RD(b * (1.0 / st), kappa, RDO_LAM, RDO_O1, RDO_O2, RDO_NZ)
+                        qb = code_band(co, info, np.zeros(b.shape, dtype=np.int64), rd)
+                    else:
+                        qb = _quantize_band(b, st, qlev[k - 1][o] if k else None)
+                        code_band(co, info, qb)
                     m = np.abs(qb)
                     err = np.abs(b) / st - m
                     for big in (False, True):
@@ -226,6 +274,23 @@ class Wavelet2Codec(Codec):
         offs = np.clip(np.round(128.0 * offs_num / np.maximum(offs_den, 1)), -64, 63)
         params = {"L": levels, "s": step_code, "c": chroma_code,
                   "r": offs.astype(np.int8).tobytes()}
+        if VERSION > 1:
+            params["V"] = VERSION
+            if POSTFILTER and postfilter:
+                planes = _planes(lls, qbands, offs.astype(np.float64) / 128.0, steps, levels, c)
+                mask, codes = 0, b""
+                for ch in range(c):
+                    wq = pfilt.quantize(pfilt.fit(planes[ch], orig[ch]))
+                    gain = float(np.sum((planes[ch] - orig[ch]) ** 2)) - float(np.sum(
+                        (pfilt.apply(planes[ch], wq) - orig[ch]) ** 2))
+                    wc = _YCC_GAIN[ch] if c == 3 else 1.0
+                    if postfilter == 2 or \
+                            gain * wc / steps.base ** 2 > RDO_LAM * 8 * pfilt.NBYTES:
+                        mask |= 1 << ch
+                        codes += wq
+                if mask:
+                    params["f"] = mask
+                    params["w"] = codes
         return Encoded(params, [co.finish()])
 
     # --- decode --------------------------------------------------------------------------
@@ -241,6 +306,9 @@ class Wavelet2Codec(Codec):
         if not all(isinstance(v, int) for v in (levels, step_code, chroma_code)) or \
                 not isinstance(offs_b, bytes):
             raise FormatError("wavelet2 parameters have the wrong types")
+        version = params.get("V", 1)
+        if type(version) is not int or version not in FORMATS or version == 1 and "V" in params:
+            raise FormatError("wavelet2 format version unknown to this gancomp")
         if len(streams) != 1 or channels not in (1, 3) or len(offs_b) != 6 * channels:
             raise FormatError("wavelet2 streams or parameters malformed")
         if levels != levels_for(height, width) or not (-512 <= step_code <= 512) or \
@@ -249,7 +317,7 @@ class Wavelet2Codec(Codec):
         offs = np.frombuffer(offs_b, dtype=np.int8).astype(np.float64) / 128.0
         steps = _Steps(step_code, chroma_code, levels, channels)
         ll_shape, det_shapes = dwt97.band_shapes(height, width, levels)
-        co = Coders(streams[0], priors=load_priors())
+        co = make_coders(version, streams[0])
         qbands: list[list[tuple[np.ndarray, ...]]] = []
         lls: list[np.ndarray] = []
         for ch in range(channels):
@@ -266,20 +334,21 @@ class Wavelet2Codec(Codec):
                 qlev.append(tuple(qs))
             qbands.append(qlev)
         co.check_end()
-        planes = []
-        for ch in range(channels):
-            details = []
-            for k in range(levels):
-                lc = _level_cls(k, levels)
-                o1, o2 = offs[_offsets_index(ch, lc, False)], offs[_offsets_index(ch, lc, True)]
-                lev = []
-                for o in range(3):
-                    qb = qbands[ch][k][o]
-                    m = np.abs(qb).astype(np.float64)
-                    r = np.where(m == 1, m + o1, np.where(m > 1, m + o2, 0.0))
-                    lev.append(np.where(qb < 0, -r, r) * steps.det[ch][k][o])
-                details.append(tuple(lev))
-            planes.append(dwt97.inverse(lls[ch].astype(np.float64) * steps.ll[ch], details))
+        planes = _planes(lls, qbands, offs, steps, levels, channels)
+        if version > 1 and "f" in params:
+            mask, codes = params["f"], params.get("w")
+            if type(mask) is not int or not 0 < mask < 1 << channels or \
+                    not isinstance(codes, bytes) or \
+                    len(codes) != bin(mask).count("1") * pfilt.NBYTES:
+                raise FormatError("wavelet2 post-filter parameters malformed")
+            k = 0
+            for ch in range(channels):
+                if mask >> ch & 1:
+                    try:
+                        planes[ch] = pfilt.apply(planes[ch], codes[k:k + pfilt.NBYTES])
+                    except ValueError:
+                        raise FormatError("wavelet2 post-filter weights malformed") from None
+                    k += pfilt.NBYTES
         if channels == 3:
             x = np.stack(planes, axis=-1)
             out = np.stack(_mix(x, _Y2R), axis=-1)

@@ -47,8 +47,12 @@ def load(path: Path, max_side: int = 768) -> np.ndarray:
 def collect(images: list[np.ndarray], qualities: list[float], gray_too: bool = True,
             log=print) -> dict[str, np.ndarray]:
     """Symbol counts per model and context over ``images`` x ``qualities``."""
-    from ..codecs.wavelet2 import Wavelet2Codec, step_code_for_quality
+    from ..codecs.wavelet2 import FORMATS, VERSION, Wavelet2Codec, load_priors, \
+        step_code_for_quality
 
+    # the encoder's rate-distortion choices look at the live models: start them from the
+    # current version's table (or the previous one's while training the current one)
+    start = load_priors(VERSION) if FORMATS[VERSION][1] else load_priors(VERSION - 1)
     codec = Wavelet2Codec()
     stats = {k: np.zeros((n, a), dtype=np.int64) for k, (a, n) in MODELS.items()}
     for i, img in enumerate(images):
@@ -56,7 +60,7 @@ def collect(images: list[np.ndarray], qualities: list[float], gray_too: bool = T
         for v in variants:
             an = codec.analyse(v)
             for q in qualities:
-                co = Coders(record=True)
+                co = Coders(priors=start, record=True, halve_at=FORMATS[VERSION][2])
                 codec.encode_analysed(v.shape, an, step_code_for_quality(q), codec.chroma_default,
                                       coders=co)
                 for k in stats:
