@@ -16,9 +16,13 @@ MANIFEST11 = json.loads((CONF11 / "manifest.json").read_text())
 # wavelet2's first files (container 1.0), in their own folder so the 1.0 manifest stays frozen
 CONFW2 = CONF / "wavelet2"
 MANIFESTW2 = json.loads((CONFW2 / "manifest.json").read_text())
+# overfit's files (version 1 and 2, container 1.1), in their own folder and manifest
+CONFOF = CONF / "overfit"
+MANIFESTOF = json.loads((CONFOF / "manifest.json").read_text())
 FILES = [(CONF, n, MANIFEST[n]) for n in sorted(MANIFEST)] + \
         [(CONF11, n, MANIFEST11[n]) for n in sorted(MANIFEST11)] + \
-        [(CONFW2, n, MANIFESTW2[n]) for n in sorted(MANIFESTW2)]
+        [(CONFW2, n, MANIFESTW2[n]) for n in sorted(MANIFESTW2)] + \
+        [(CONFOF, n, MANIFESTOF[n]) for n in sorted(MANIFESTOF)]
 
 
 @pytest.mark.parametrize("folder,name,want", FILES, ids=[f[0].name + "/" + f[1] for f in FILES])
@@ -28,7 +32,9 @@ def test_conformance_file_decodes(folder, name, want):
     px = api.decode_array(data)
     assert list(px.shape) == want["shape"]
     assert hashlib.sha256(px.tobytes()).hexdigest() == want["sha256_pixels"]
-    assert (data[4], data[5]) == ((1, 1) if folder == CONF11 else (1, 0))
+    assert (data[4], data[5]) == ((1, 1) if folder in (CONF11, CONFOF) else (1, 0))
+    if "codec_version" in want:
+        assert data[7] == want["codec_version"]
 
 
 def test_v11_face_files_are_small():
