@@ -43,6 +43,7 @@ def main() -> None:
     p.add_argument("--data", default="../shared/data/train")
     p.add_argument("--variant", default="base")
     p.add_argument("--images", type=int, default=1)
+    p.add_argument("--skip", type=int, default=0, help="leave out the first N pilot crops")
     p.add_argument("--iters", default="150,300")
     p.add_argument("--q", default="40,75")
     p.add_argument("--init", default=None, help="safetensors of prefit.py (small.* tensors)")
@@ -59,7 +60,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     over = {k: float(v) for k, v in (s.split("=") for s in a.set)}
-    for name, img in pilot_crops(a.data, a.images):
+    for name, img in pilot_crops(a.data, a.skip + a.images)[a.skip:]:
         arch = arch_for(img.shape[0] * img.shape[1])
         init = None
         if a.init:

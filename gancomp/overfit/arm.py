@@ -93,7 +93,7 @@ class IntArm:
 
     def rows(self, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Table rows and window bases (floor(mu) - R) for integer contexts (n, 12)."""
-        x = ctx.astype(np.float64)
+        x = ctx.astype(np.float64, copy=False)  # a fresh gather: safe to change in place
         np.minimum(np.maximum(x, -LATENT_MAX, out=x), LATENT_MAX, out=x)
         x *= 2.0 ** IN_BITS
         last = len(self.layers) - 1
@@ -215,7 +215,7 @@ def decode_latents(arm: IntArm, data: bytes, shapes: list[tuple[int, int]]) -> l
     if n_esc and np.abs(esc_vals).max() > LATENT_MAX:
         raise FormatError("overfit: latent out of range")
     size, pos, order, gid, rel, bounds = _schedule(shapes)
-    buf = np.zeros(size, np.int64)
+    buf = np.zeros(size, np.float64)  # integers, kept as float64 so contexts need no cast
     dec = constriction.stream.queue.RangeDecoder(words)
     fam = constriction.stream.model.Categorical(perfect=False)
     probs = lp.probs()
@@ -239,7 +239,7 @@ def decode_latents(arm: IntArm, data: bytes, shapes: list[tuple[int, int]]) -> l
     if e_at != n_esc or not dec.maybe_exhausted():
         raise FormatError("overfit: latent stream not consumed exactly (corrupt or desync)")
     flat = np.empty(pos.size, np.int64)
-    flat[order] = buf[pos]
+    flat[order] = buf[pos].astype(np.int64)
     out, k = [], 0
     for h, w in shapes:
         out.append(flat[k:k + h * w].reshape(h, w))
