@@ -133,14 +133,15 @@ def test_corrupt_streams_raise_format_error(encoded):
         else:
             s[int(rng.integers(0, len(s)))] ^= 1 << int(rng.integers(0, 8))
         with pytest.raises(FormatError):
-            codec.decode(h.params, [bytes(x) for x in streams], h.width, h.height, 3)
+            codec.decode(h.params, [bytes(x) for x in streams], h.width, h.height, 3,
+                         model_id=h.model_id, model_sha256=h.model_sha256_prefix)
 
 
 def test_bad_options_one_line_exit_2(tmp_path):
     with pytest.raises(InputError):
         api.encode_array(_img(), codec="overfit", effort=12)
     png = DATA / "astronaut_128x96.png"
-    for args in (["--effort", "0"], ["-q", "1e9"], ["-x", "seed=-1"]):
+    for args in (["--effort", "0"], ["-q", "1e9"], ["-x", "seed=-1"], ["--best", "--effort", "3"]):
         r = subprocess.run([sys.executable, "-m", "gancomp", "encode", "-c", "overfit", *args,
                             str(png), str(tmp_path / "o.gcz")], capture_output=True, text=True)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
@@ -163,3 +164,52 @@ def test_gpu_recipe_state_finish_and_verify(tmp_path, monkeypatch):
     assert gpurun.main(["--finish", str(tmp_path)]) == 0
     assert (tmp_path / "crops-tiny-q40.gcz").exists()
     assert gpurun.main(["--verify", str(tmp_path)]) == 0
+
+
+def test_version2_starts_from_prefit_and_stores_differences(encoded):
+    """Default encodes (codec version 2) name the shipped starting networks and store the
+    weights as differences; -x prefit=0 writes a self-contained file without them."""
+    from gancomp import container as ct
+
+    img, data = encoded
+    h = ct.unpack(data)
+    assert h.codec_version == 2 and h.params.get("w") == 1 and h.model_id.startswith("overfit-init")
+    plain = api.encode_array(img, codec="overfit", quality=60, seed=3, prefit=False, **FAST)
+    hp = ct.unpack(plain)
+    assert "w" not in hp.params and not hp.model_id
+    assert api.decode(plain).pixels.shape == img.shape
+    # the same integers decoded as absolute weights would be another (refused) state
+    codec_params = {k: v for k, v in h.params.items() if k != "w"}
+    from gancomp.codecs import get_codec
+
+    with pytest.raises(FormatError):
+        get_codec("overfit").decode(codec_params, h.streams, h.width, h.height, 3)
+
+
+def test_prefit_tiny_and_analysis_shapes():
+    """The pre-fitting code runs (2 tiny images, 3 iterations) and its least-squares latent
+    projection has one latent per grid position."""
+    from gancomp.overfit import prefit as P
+
+    imgs = [_img()[:48, :64].copy(), _img()[16:64, 16:80].copy()]
+    arch = P.ARCHS["small"]
+    nets, lats = P.prefit(imgs, arch, [0.002], iters=3)
+    assert set(nets) == {n for n, _ in P.param_shapes(arch)}
+    coef = P.fit_analysis(imgs, lats, arch)
+    assert coef.shape == (arch.grids, P.N_FEAT) and np.isfinite(coef).all()
+    out = P.analysis(imgs[0], coef, arch)
+    assert [a.shape for a in out] == arch.grid_shapes(48, 64)
+
+
+def test_best_picks_overfit_effort_9(tmp_path):
+    from gancomp import container as ct
+
+    png = tmp_path / "s.png"
+    from PIL import Image
+
+    Image.fromarray(_img()[:16, :16].copy()).save(png)
+    r = subprocess.run([sys.executable, "-m", "gancomp", "encode", "--best", "-x", "iters=10",
+                        str(png), str(tmp_path / "o.gcz")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    h = ct.unpack((tmp_path / "o.gcz").read_bytes())
+    assert h.params["e"] == 9 and h.codec_id == 7

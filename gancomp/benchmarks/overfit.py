@@ -30,6 +30,10 @@ QUALITIES = (15.0, 40.0, 65.0, 90.0)
 BASELINES = {"webp": (0, 5, 15, 30, 50, 70, 85, 95), "avif": (5, 12, 22, 35, 50, 62, 72, 80),
              "heic": (5, 12, 20, 27, 34, 41, 48), "jpegxl": None}
 DEFAULT_CACHE = "docs/overfit_bench"
+# the encoder recipe of new points: "v2" = codec version 2 (pre-fitted start, latents from a
+# least-squares projection, weights as differences). Points without "recipe" are version-1
+# encodes (random starts + warm-up), kept and reported separately.
+RECIPE = "v2"
 
 
 def load(folder: Path, name: str, which: str) -> np.ndarray:
@@ -52,14 +56,15 @@ def point(img: np.ndarray, q: float, effort: int, device: str | None, extra: dic
     from .. import api
     from ..metrics import psnr
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = api.encode_array_ex(img, "overfit", q, effort=effort, device=device, **extra)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     rec = api.decode(res.data).pixels
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     h, w = img.shape[:2]
     return {"bpp": len(res.data) * 8 / (h * w), "psnr": float(psnr(img, rec)), "bytes": len(res.data),
-            "enc_s": t1 - t0, "dec_s": t2 - t1, "notes": res.notes,
+            "enc_s": t1 - t0, "dec_s": t2 - t1, "enc_cpu_s": c1 - c0, "dec_cpu_s": c2 - c1,
+            "notes": res.notes,
             "decoded_sha256": hashlib.sha256(rec.tobytes()).hexdigest()}, res.data
 
 
@@ -158,11 +163,11 @@ def main(argv: list[str] | None = None) -> int:
             for e in efforts:
                 for n in names:
                     for q in qs:
-                        key = cache / f"{which}-e{e}{tag}-{n}-q{q:g}"
+                        key = cache / f"{which}-{RECIPE}-e{e}{tag}-{n}-q{q:g}"
                         if key.with_suffix(".json").exists():
                             continue
                         r, data = point(imgs[n], q, e, a.device, extra)
-                        r.update(image=n, set=which, effort=e, quality=q, iters_override=a.iters)
+                        r.update(image=n, set=which, effort=e, quality=q, iters_override=a.iters, recipe=RECIPE)
                         key.with_suffix(".gcz").write_bytes(data)
                         key.with_suffix(".json").write_text(json.dumps(r, indent=1) + "\n")
                         print(f"{which} e{e} {n} q{q:g}: {r['bpp']:.4f} bpp {r['psnr']:.2f} dB "
@@ -186,24 +191,28 @@ def report(a, cache: Path, folder: Path, cmd: str) -> str:
              "WebP, AVIF, HEIC and JPEG XL are measured in the same run on exactly those pixels.", ""]
     curves: dict[str, Curve] = {}
     base_cache: dict[tuple, dict] = {}
-    for which in ("crops", "full"):
-        sel = [r for r in rows if r["set"] == which and not r.get("iters_override")]
+    for rec, which in [(v, w) for v in ("v1", RECIPE) for w in ("crops", "full")]:
+        sel = [r for r in rows if r["set"] == which and not r.get("iters_override")
+               and r.get("recipe", "v1") == rec]
         for e in sorted({r["effort"] for r in sel}):
             er = [r for r in sel if r["effort"] == e]
             quals = sorted({r["quality"] for r in er})
             done = sorted(n for n in {r["image"] for r in er}
                           if len({r["quality"] for r in er if r["image"] == n}) == len(quals))
-            lines += [f"### {which}, effort {e}: {len(done)} of {len(SETS[which])} images complete "
-                      f"({', '.join(done) or 'none'})", "",
-                      "| quality | images | bpp | PSNR dB | enc s/image | dec s/image |",
-                      "|---|---|---|---|---|---|"]
+            lines += [f"### {which}, recipe {rec}, effort {e}: {len(done)} of {len(SETS[which])} "
+                      f"images complete ({', '.join(done) or 'none'})", "",
+                      "| quality | images | bpp | PSNR dB | enc wall s/image | enc CPU s/image "
+                      "| dec wall s | dec CPU s |", "|---|---|---|---|---|---|---|---|"]
             pts = []
             for q in quals:
                 rr = [r for r in er if r["quality"] == q and (r["image"] in done or not done)]
                 pt = (float(np.mean([r["bpp"] for r in rr])), float(np.mean([r["psnr"] for r in rr])))
-                lines.append(f"| {q:g} | {len(rr)} | {pt[0]:.4f} | {pt[1]:.2f} | "
-                             f"{np.mean([r['enc_s'] for r in rr]):.0f} | "
-                             f"{np.mean([r['dec_s'] for r in rr]):.2f} |")
+
+                def avg(k: str, f: str) -> str:
+                    v = [r[k] for r in rr if k in r]
+                    return format(float(np.mean(v)), f) if len(v) == len(rr) else "n/a"
+                lines.append(f"| {q:g} | {len(rr)} | {pt[0]:.4f} | {pt[1]:.2f} | {avg('enc_s', '.0f')} | "
+                             f"{avg('enc_cpu_s', '.0f')} | {avg('dec_s', '.2f')} | {avg('dec_cpu_s', '.2f')} |")
                 pts.append(pt)
             lines.append("")
             if not done or len(pts) < 4:
@@ -213,7 +222,7 @@ def report(a, cache: Path, folder: Path, cmd: str) -> str:
                 imgs = [load(folder, n, which) for n in done]
                 base_cache[key] = {b: baseline_curve(b, imgs) for b in BASELINES}
             base = base_cache[key]
-            name = f"overfit e{e} ({which}, {len(done)} img)"
+            name = f"overfit {rec} e{e} ({which}, {len(done)} img)"
             curves[name] = Curve(name, np.array([p[0] for p in pts]), np.array([p[1] for p in pts]),
                                  np.full(len(pts), np.nan))
             bds = [_bd(*base[b], curves[name].bpp, curves[name].psnr) for b in BASELINES]
@@ -227,9 +236,10 @@ def report(a, cache: Path, folder: Path, cmd: str) -> str:
                 curves.setdefault(cname, Curve(cname, np.array(r_), np.array(p_),
                                                np.full(len(r_), np.nan)))
             lines.append("")
-    made = sorted({(r["set"], r["effort"]) for r in rows if not r.get("iters_override")})
+    made = sorted({(r.get("recipe", "v1"), r["set"], r["effort"]) for r in rows
+                   if not r.get("iters_override")})
     lines += ["Points were made by " + "; ".join(
-        f"`gancomp bench --suite overfit KODAK --set {w} --efforts {e}`" for w, e in made) +
+        f"`gancomp bench --suite overfit KODAK --set {w} --efforts {e}` ({v})" for v, w, e in made) +
         f" (each finished point is cached in `{DEFAULT_CACHE}/` as JSON + .gcz and skipped when "
         f"a command is run again; `--only NAMES` restricts the images); this report: `{cmd}`."]
     text = "\n".join(lines)

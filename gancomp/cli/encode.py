@@ -37,6 +37,9 @@ from .common import CodecOptionsCommand, describe_channels, note, parse_extra
 @click.option("--effort", type=int, default=None,
               help="overfit: fitting effort 1 (fast) .. 9 (best, slowest).")
 @click.option("--seed", type=int, default=None, help="Random seed of codecs that fit at encode time.")
+@click.option("--best", is_flag=True, default=False,
+              help="Best compression, very slow: -c overfit --effort 9 (about 1-2 CPU hours "
+                   "for a 768x512 photo on one core).")
 @click.option("--keep-mask", default=None, metavar="MASK.png",
               help="generative: PNG mask, white = code these regions at high fidelity.")
 @click.option("--keep", type=click.Choice(["auto"]), default=None,
@@ -51,7 +54,7 @@ from .common import CodecOptionsCommand, describe_channels, note, parse_extra
 def encode(input: str, output: str | None, codec: str, quality: float | None,
            target_bpp: float | None, target_psnr: float | None, ratio: float | None,
            colors: int | None, device: str | None, resize: bool, entropy: str | None,
-           finetune: bool, effort: int | None, seed: int | None, keep_mask: str | None,
+           finetune: bool, effort: int | None, seed: int | None, best: bool, keep_mask: str | None,
            keep: str | None, extra: tuple[str, ...],
            metadata: str,
            force: bool, verbose: bool, quiet: bool) -> None:
@@ -68,6 +71,10 @@ def encode(input: str, output: str | None, codec: str, quality: float | None,
         else:
             output = str(Path(input).with_suffix(".gcz"))
     t0 = time.perf_counter()
+    if best:
+        if codec not in ("default", "overfit") or (effort is not None and effort != 9):
+            raise InputError("--best means -c overfit --effort 9; give either --best or -c/--effort")
+        codec, effort = "overfit", 9
     # everything that can fail cheaply fails before the (possibly slow) encode
     extra_opts = parse_extra(extra)
     named = {"ratio": ratio, "colors": colors, "device": device, "resize": resize or None,

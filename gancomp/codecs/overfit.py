@@ -6,7 +6,10 @@ is bit-exact on any machine (integer entropy model, exact float64 synthesis; see
 :mod:`gancomp.overfit`). Encoding is slow (gradient descent, ``--effort`` sets how long);
 ``--device cuda`` fits on a GPU, the coding itself always runs on the CPU.
 
-Params: ``q`` quality * 100, ``e`` effort, ``t`` tile size, ``s`` seed.
+Params: ``q`` quality * 100, ``e`` effort, ``t`` tile size, ``s`` seed; version 2 adds
+``w`` = 1 when the weights are stored as differences from the starting networks the file's
+model reference names (``overfit-init-*``, :mod:`gancomp.overfit.prefit`); files without
+``w`` (all version-1 files) store the weights themselves.
 Streams: per tile (row-major tiles of at most ``t`` x ``t`` pixels) the weight stream and the
 latent stream of :mod:`gancomp.overfit.pack`.
 """
@@ -79,7 +82,7 @@ class _Bar:
 class OverfitCodec(Codec):
     name = "overfit"
     codec_id = 7
-    version = 1
+    version = 2
     channels = (3,)
     description = "overfitted neural codec (Cool-chic/C3 style): slow encode, exact decode"
     encode_options = (
@@ -90,6 +93,9 @@ class OverfitCodec(Codec):
                lo=64, hi=4096),
         Option("iters", int, None, "override the effort's iteration count", lo=10, hi=1_000_000),
         Option("progress", bool, False, "progress bar with ETA on stderr"),
+        Option("prefit", bool, True, "start from the installed pre-fitted networks and store "
+               "the weights as differences from them (version 2); 0 = random start, "
+               "self-contained version-1 file"),
     )
 
     def quality_range(self) -> tuple[float, float]:
@@ -103,6 +109,7 @@ class OverfitCodec(Codec):
 
         from ..overfit import fit as F
         from ..overfit.pack import pack
+        from ..overfit.prefit import for_arch, starting_point
 
         o = self.encode_opts(options)
         q = clamp_quality(quality, DEFAULT_QUALITY)
@@ -115,6 +122,12 @@ class OverfitCodec(Codec):
         device = _device(o.get("device"))
         h, w = image.shape[:2]
         parts = tiles(h, w, tile)
+        start = starting_point() if o["prefit"] else None
+        inits = [for_arch(*start, arch_for(th * tw)) if start else None for _, _, th, tw in parts]
+        if any(i is None for i in inits):  # version-1 file: random starts, warm-up
+            start, inits = None, [None] * len(parts)
+        elif not o.get("iters"):  # no warm-up from a pre-fitted start: its iterations go
+            iters += cands * warm   # to the main phase
         streams: list[bytes] = []
         notes = []
         threads = torch.get_num_threads()
@@ -125,21 +138,28 @@ class OverfitCodec(Codec):
                 part = np.ascontiguousarray(image[y0:y0 + th, x0:x0 + tw])
                 arch = arch_for(th * tw)
                 r = F.fit(part, lam, arch, F.Schedule(iters=iters, candidates=cands, warm=warm),
-                          seed=seed + k, device=device, progress=bar)
-                p = pack(arch, r.latents, r.params, lam, part)
+                          seed=seed + k, device=device, progress=bar, init=inits[k])
+                p = pack(arch, r.latents, r.params, lam, part, init=inits[k])
                 streams += p.streams
                 notes.append(f"tile {k}: {r.iters_done} iterations, {r.s_per_iter:.3f} s/it, "
                              f"weights {p.weight_bytes} B, steps 2^-{p.k_syn}/2^-{p.k_arm}")
         finally:
             bar.close()
             torch.set_num_threads(threads)
-        return Encoded({"q": q100, "e": effort, "t": tile, "s": seed}, streams, notes=notes)
+        params = {"q": q100, "e": effort, "t": tile, "s": seed}
+        if start is None:
+            return Encoded(params, streams, notes=notes)
+        card = start[1]
+        return Encoded({**params, "w": 1}, streams, model_id=card.id, model_sha256=card.sha256,
+                       notes=notes)
 
     def decode(self, params, streams, width, height, channels, model_id="", model_sha256="",
                **options) -> np.ndarray:
         import torch
 
+        from ..overfit.model import Arch
         from ..overfit.pack import unpack
+        from ..overfit.prefit import for_arch, starting_point
 
         self.decode_opts(options)
         try:
@@ -151,12 +171,32 @@ class OverfitCodec(Codec):
         parts = tiles(height, width, tile)
         if len(streams) != 2 * len(parts):
             raise FormatError(f"overfit expects {2 * len(parts)} streams, file has {len(streams)}")
+        start = None
+        if params.get("w") is not None:  # version 2: weights are differences from a model
+            if params["w"] != 1 or not model_id:
+                raise FormatError("overfit: bad starting-network reference")
+            start = starting_point(model_id, model_sha256)
         out = np.empty((height, width, 3), np.uint8)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
             for k, (y0, x0, th, tw) in enumerate(parts):
-                out[y0:y0 + th, x0:x0 + tw] = unpack(streams[2 * k:2 * k + 2], th, tw)
+                init = None
+                if start is not None:
+                    init = for_arch(*start, Arch.decode(_arch_bytes(streams[2 * k])))
+                    if init is None:
+                        raise FormatError("overfit: the starting networks lack this tile's size")
+                out[y0:y0 + th, x0:x0 + tw] = unpack(streams[2 * k:2 * k + 2], th, tw, init)
         finally:
             torch.set_num_threads(threads)
         return out
+
+
+def _arch_bytes(s0: bytes) -> bytes:
+    """The architecture bytes at the start of a tile's weight-stream header."""
+    from ..entropy import read_varint
+
+    n, pos = read_varint(s0, 0, limit=64)
+    if pos + n > len(s0) or n < 9:
+        raise FormatError("overfit: truncated tile header")
+    return bytes(s0[pos:pos + n - 6])

@@ -93,7 +93,7 @@ class IntArm:
 
     def rows(self, ctx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Table rows and window bases (floor(mu) - R) for integer contexts (n, 12)."""
-        x = ctx.astype(np.float64)
+        x = ctx.astype(np.float64, copy=False)  # a fresh gather: safe to change in place
         np.minimum(np.maximum(x, -LATENT_MAX, out=x), LATENT_MAX, out=x)
         x *= 2.0 ** IN_BITS
         last = len(self.layers) - 1
@@ -135,35 +135,47 @@ def estimate_bits(arm: IntArm, grids: list[np.ndarray]) -> float:
 def _schedule(shapes: list[tuple[int, int]]):
     """Coding order of all latents of all grids: by wavefront line t = j + 2 i, then grid,
     then row. Returns the flat padded-buffer size, per latent (in coding order) its buffer
-    position and raster index over the grids, its context gather indexes, and the bounds of
-    each line t in that order."""
-    idx, _ = context_index(shapes)
-    t_all, g_all, i_all, pos = [], [], [], []
+    position, raster index over the grids and grid number, each grid's 12 context offsets
+    relative to the latent's position (G, 12), and the bounds of each line t in that order.
+    (Contexts are gathered per line from these, never as one (M, 12) index: less memory.)"""
+    t_all, pos, rel = [], [], []
     base = 0
     for g, (h, w) in enumerate(shapes):
         pw = w + PAD_L + PAD_R
-        ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-        t_all.append((jj + 2 * ii).ravel())
-        i_all.append(ii.ravel())
-        g_all.append(np.full(h * w, g))
-        pos.append(base + (ii.ravel() + PAD_T) * pw + jj.ravel() + PAD_L)
+        ii = np.repeat(np.arange(h, dtype=np.int64), w)
+        jj = np.tile(np.arange(w, dtype=np.int64), h)
+        t_all.append(jj + 2 * ii)
+        pos.append(base + (ii + PAD_T) * pw + jj + PAD_L)
+        rel.append([dy * pw + dx for dy, dx in OFFSETS])
         base += (h + PAD_T) * pw
-    t_all, g_all, i_all = np.concatenate(t_all), np.concatenate(g_all), np.concatenate(i_all)
-    order = np.lexsort((i_all, g_all, t_all))
+    t_all = np.concatenate(t_all)
+    # grids are concatenated in order and each is in raster order (row ascending along a
+    # line), so a stable sort by t alone gives the order (t, grid, row)
+    order = np.argsort(t_all.astype(np.int32), kind="stable")
+    gid = np.repeat(np.arange(len(shapes), dtype=np.int64), [h * w for h, w in shapes])[order]
     t_sorted = t_all[order]
     bounds = np.searchsorted(t_sorted, np.arange(int(t_sorted[-1]) + 2 if t_sorted.size else 1))
-    return base, np.concatenate(pos)[order], order, idx[order], bounds
+    return base, np.concatenate(pos)[order], order, gid, np.array(rel, np.int64).reshape(-1, N_CTX), bounds
+
+
+def _ctx(buf: np.ndarray, pos: np.ndarray, gid: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """(n, 12) context values of the latents at buffer positions ``pos`` of grids ``gid``."""
+    return buf[pos[:, None] + rel[gid]]
 
 
 def encode_latents(arm: IntArm, grids: list[np.ndarray]) -> bytes:
     """Range-code integer grids (finest first in the list) in wavefront order (:func:`_schedule`)."""
     import constriction
 
-    size, pos, order, ctx_idx, _ = _schedule([g.shape for g in grids])
+    size, pos, order, gid, rel, _ = _schedule([g.shape for g in grids])
     buf = np.zeros(size, np.int64)
     buf[pos] = np.concatenate([g.ravel() for g in grids])[order]
     vals = buf[pos]
-    rows, base = arm.rows(buf[ctx_idx])
+    rows = np.empty(pos.size, np.int64)
+    base = np.empty(pos.size, np.int64)
+    for a in range(0, pos.size, 1 << 15):
+        rows[a:a + (1 << 15)], base[a:a + (1 << 15)] = arm.rows(
+            _ctx(buf, pos[a:a + (1 << 15)], gid[a:a + (1 << 15)], rel))
     sym = vals - base
     esc = (sym < 0) | (sym > 2 * lp.R)
     escapes = bytearray()
@@ -202,8 +214,8 @@ def decode_latents(arm: IntArm, data: bytes, shapes: list[tuple[int, int]]) -> l
         raise FormatError("overfit: latent stream has trailing bytes")
     if n_esc and np.abs(esc_vals).max() > LATENT_MAX:
         raise FormatError("overfit: latent out of range")
-    size, pos, order, ctx_idx, bounds = _schedule(shapes)
-    buf = np.zeros(size, np.int64)
+    size, pos, order, gid, rel, bounds = _schedule(shapes)
+    buf = np.zeros(size, np.float64)  # integers, kept as float64 so contexts need no cast
     dec = constriction.stream.queue.RangeDecoder(words)
     fam = constriction.stream.model.Categorical(perfect=False)
     probs = lp.probs()
@@ -211,7 +223,7 @@ def decode_latents(arm: IntArm, data: bytes, shapes: list[tuple[int, int]]) -> l
     try:
         for t in range(len(bounds) - 1):
             a, b = bounds[t], bounds[t + 1]
-            rows, base = arm.rows(buf[ctx_idx[a:b]])
+            rows, base = arm.rows(_ctx(buf, pos[a:b], gid[a:b], rel))
             sym = np.asarray(dec.decode(fam, probs[rows]), dtype=np.int64)
             val = sym + base
             e = sym == lp.K - 1
@@ -227,7 +239,7 @@ def decode_latents(arm: IntArm, data: bytes, shapes: list[tuple[int, int]]) -> l
     if e_at != n_esc or not dec.maybe_exhausted():
         raise FormatError("overfit: latent stream not consumed exactly (corrupt or desync)")
     flat = np.empty(pos.size, np.int64)
-    flat[order] = buf[pos]
+    flat[order] = buf[pos].astype(np.int64)
     out, k = [], 0
     for h, w in shapes:
         out.append(flat[k:k + h * w].reshape(h, w))

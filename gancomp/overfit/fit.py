@@ -67,7 +67,8 @@ def softround(y, t: float):
 class _Model:
     """Float model state on one device."""
 
-    def __init__(self, arch: Arch, img: np.ndarray, device: str, gen) -> None:
+    def __init__(self, arch: Arch, img: np.ndarray, device: str, gen,
+                 init: dict[str, np.ndarray] | None = None) -> None:
         import torch
 
         self.arch = arch
@@ -81,13 +82,24 @@ class _Model:
         self.idx = torch.from_numpy(np.ascontiguousarray(idx.T).reshape(-1)).to(device)
         self.n_lat = idx.shape[0]
         self.latents = [torch.zeros(s, device=device, requires_grad=True) for s in self.shapes]
+        if init is not None and "analysis" in init:  # start from the image's projection
+            from .prefit import analysis
+
+            with torch.no_grad():
+                for y, a in zip(self.latents, analysis(img, np.asarray(init["analysis"], np.float64), arch)):
+                    y.copy_(torch.from_numpy(a).float())
         self.mean_rgb = tgt.reshape(3, -1).mean(1).to(device)
+        self.init = init
         self.init_nets(gen)
 
     def init_nets(self, gen) -> None:
         import torch
 
         self.nets: dict[str, torch.Tensor] = {}
+        if self.init is not None:  # pre-fitted networks (gancomp.overfit.prefit)
+            self.nets = {k: torch.as_tensor(np.asarray(self.init[k]), dtype=torch.float32)
+                         .clone().to(self.dev).requires_grad_(True) for k, _ in param_shapes(self.arch)}
+            return
         for name, shp in param_shapes(self.arch):
             if name.endswith(".b"):
                 t = torch.zeros(shp)
@@ -184,13 +196,17 @@ class _Adam:
 
 
 def fit(img: np.ndarray, lam: float, arch: Arch, sched: Schedule, seed: int = 0,
-        device: str = "cpu", progress: Callable[[int, int, float], None] | None = None) -> FitResult:
-    """Fit latents and networks to ``img`` (H, W, 3) uint8 for the trade-off ``lam``."""
+        device: str = "cpu", progress: Callable[[int, int, float], None] | None = None,
+        init: dict[str, np.ndarray] | None = None) -> FitResult:
+    """Fit latents and networks to ``img`` (H, W, 3) uint8 for the trade-off ``lam``;
+    ``init``: pre-fitted network weights to start from (no warm-up over random starts then)."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
     dgen = torch.Generator(device=device).manual_seed(seed + 1)
-    model = _Model(arch, img, device, gen)
+    model = _Model(arch, img, device, gen, init)
+    if init is not None:
+        sched = Schedule(**{**sched.__dict__, "candidates": 1, "warm": 0})
     total = sched.candidates * sched.warm + sched.iters
     done = 0
     t0 = time.perf_counter()

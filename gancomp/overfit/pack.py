@@ -47,9 +47,21 @@ def _names(arch: Arch, prefix: tuple[str, ...]) -> list[str]:
     return [n for n, _ in param_shapes(arch) if n.startswith(prefix)]
 
 
+def _coded(ints: dict[str, np.ndarray], names: list[str], init: dict[str, np.ndarray] | None,
+           k: int) -> list[np.ndarray]:
+    """The integers stored for ``names``: the weights, or (with ``init``, codec version 2)
+    their differences from the starting networks quantized with the same step."""
+    if init is None:
+        return [ints[n] for n in names]
+    base = quantize(init, names, k)
+    return [ints[n] - base[n] for n in names]
+
+
 def pack(arch: Arch, latents: list[np.ndarray], params: dict[str, np.ndarray], lam: float,
-         target: np.ndarray) -> Packed:
-    """Quantize and code a fitted tile; ``target`` (h, w, 3) uint8 scores the synthesis step."""
+         target: np.ndarray, init: dict[str, np.ndarray] | None = None) -> Packed:
+    """Quantize and code a fitted tile; ``target`` (h, w, 3) uint8 scores the synthesis step.
+    With ``init`` (the pre-fitted networks the fit started from) the weights are stored as
+    differences from them."""
     h, w = target.shape[:2]
     grids = [np.clip(np.rint(y), -A.LATENT_MAX, A.LATENT_MAX).astype(np.int64) for y in latents]
     arm_names, syn_names = _names(arch, ("arm",)), _names(arch, ("syn", "conv"))
@@ -60,7 +72,7 @@ def pack(arch: Arch, latents: list[np.ndarray], params: dict[str, np.ndarray], l
             arm = int_arm(arch, ints, k)
         except FormatError:
             continue
-        cost = A.estimate_bits(arm, grids) + 8 * len(encode_ints([ints[n] for n in arm_names]))
+        cost = A.estimate_bits(arm, grids) + 8 * len(encode_ints(_coded(ints, arm_names, init, k)))
         if best_a is None or cost < best_a[0]:
             best_a = (cost, k, ints, arm)
         elif k >= best_a[1] + 2:  # the cost is U-shaped in k: stop two steps past the best
@@ -72,7 +84,7 @@ def pack(arch: Arch, latents: list[np.ndarray], params: dict[str, np.ndarray], l
         ints = quantize(params, syn_names, k)
         pix = synthesize_exact(arch, grids, ints, k, h, w)
         mse = float(np.mean((pix - ref) ** 2)) / 255.0 ** 2
-        cost = mse + lam * 8 * len(encode_ints([ints[n] for n in syn_names])) / (h * w)
+        cost = mse + lam * 8 * len(encode_ints(_coded(ints, syn_names, init, k))) / (h * w)
         if best_s is None or cost < best_s[0]:
             best_s = (cost, k, ints, pix)
         elif k >= best_s[1] + 2:
@@ -84,14 +96,16 @@ def pack(arch: Arch, latents: list[np.ndarray], params: dict[str, np.ndarray], l
     s0 = bytearray()
     write_varint(s0, len(head))
     s0 += head
-    wbytes = encode_ints([ints[n] for n, _ in param_shapes(arch)])
+    wbytes = encode_ints(_coded(syn_ints, syn_names, init, ks) + _coded(arm_ints, arm_names, init, ka))
     s0 += wbytes
     s1 = A.encode_latents(arm, grids)
     return Packed([bytes(s0), s1], pix, A.estimate_bits(arm, grids), len(wbytes), ks, ka)
 
 
-def unpack(streams: list[bytes], h: int, w: int) -> np.ndarray:
-    """Decode one tile's two streams to (h, w, 3) uint8."""
+def unpack(streams: list[bytes], h: int, w: int, init: dict[str, np.ndarray] | None = None
+           ) -> np.ndarray:
+    """Decode one tile's two streams to (h, w, 3) uint8 (``init``: the starting networks the
+    weights are differences from, codec version 2)."""
     s0, s1 = streams
     n, pos = read_varint(s0, 0, limit=64)
     if pos + n > len(s0) or n < 9:
@@ -107,6 +121,13 @@ def unpack(streams: list[bytes], h: int, w: int) -> np.ndarray:
     except ValueError as exc:
         raise FormatError(f"overfit: weight stream corrupt ({exc})") from None
     ints = {name: t for (name, _), t in zip(shapes, tensors)}
+    if init is not None:
+        if any(n not in init for n, _ in shapes):
+            raise FormatError("overfit: the starting networks do not fit this tile's architecture")
+        syn_names, arm_names = _names(arch, ("syn", "conv")), _names(arch, ("arm",))
+        base = {**quantize(init, syn_names, ks), **quantize(init, arm_names, ka)}
+        ints = {n: ints[n] + base[n] for n in ints}
+        tensors = [ints[n] for n, _ in shapes]
     if any(np.abs(t).max(initial=0) >= 1 << 15 for n_, t in ints.items() if n_.endswith(".w")):
         raise FormatError("overfit: weight out of range")
     if any(np.abs(t).max(initial=0) >= 1 << 30 for t in ints.values()):
