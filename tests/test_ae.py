@@ -161,3 +161,15 @@ def test_cli_and_other_process_decode_identically(with_tiny, rgb, tmp_path):
     r = run_cli("decode", str(tmp_path / "a.gcz"), str(tmp_path / "x.png"), "--passes", "5", env=env)
     err = r.stderr.decode()
     assert r.returncode != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_train_ae_and_hyperprior_config_still_required(tmp_path):
+    r = run_cli("train", "ae", "--config", "tiny", "--data", str(DATA), "--out", str(tmp_path),
+                "--steps", "4", "--model-id", "ae-clitest")
+    assert r.returncode == 0, r.stderr
+    card = json.loads((tmp_path / "ae-clitest.json").read_text())
+    assert card["codec"] == "ae" and set(card["steps"]) == {"base", "up", "res", "gan"}
+    assert all(n >= 1 for n in card["steps"].values())
+    r = run_cli("train")
+    err = r.stderr.decode()
+    assert r.returncode == 2 and "--config" in err and "Traceback" not in err

@@ -40,7 +40,7 @@ import numpy as np
 from ..entropy import AdaptiveCoder, decode_indexed, encode_indexed
 from ..errors import FormatError, InputError, ModelError
 from .base import Codec, Encoded, Option, register
-from .refit import CoefCoder, apply_filter, best_quantized, decode_filter, fit_filter
+from .refit import CoefCoder, apply_filter, best_quantized, decode_filter, loop_filter
 
 BLOCK = 32                  # pixels per block side (latent 8x8)
 LB = BLOCK // 4             # latent block side
@@ -316,27 +316,25 @@ def _to8(img: np.ndarray) -> np.ndarray:
 
 
 def finetune(rt: _Runtime, syn, y_ig: np.ndarray, x: np.ndarray, lam: float,
-             bits0: float, check: bool = True) -> tuple[list[bytes], int, np.ndarray | None, list[str]]:
+             bits0: float) -> tuple[list[bytes], int, np.ndarray, list[str]]:
     """Refit the decoder to image ``x`` (3, H, W in [0,1]) in two least-squares stages: the
     tail's centre tap + bias (12 x (N+1) numbers), then an adaptive loop filter on the 8-bit
-    result (:mod:`gancomp.codecs.refit`). Each stage is kept only when bpp + lam * 255^2 * MSE
-    improves, measured on the 8-bit reconstruction when ``check`` (else predicted from the
-    exact quadratic form, and no reconstruction is returned). Returns (streams, flags of
-    param ``f``, reconstruction before rounding or None, notes)."""
+    result (:mod:`gancomp.codecs.refit`). Each stage is kept only when bpp + lam * 255^2 * MSE,
+    measured on the 8-bit reconstruction, improves. Returns (streams, flags of param ``f``,
+    reconstruction before rounding, notes)."""
     rec0, G, B = synthesize(syn, y_ig, x)
     npix = x.shape[1] * x.shape[2]
     sse = float(((_to8(rec0) - x) ** 2).sum())
-    j0 = bits0 / npix + lam * 255 ** 2 * sse / (3 * npix)
     streams: list[bytes] = []
     flags, rec, nbytes, notes = 0, rec0, 0, []
 
     def j_of(dsse: float, n: int) -> float:
         return (bits0 + 8 * (nbytes + n)) / npix + lam * 255 ** 2 * (sse + dsse) / (3 * npix)
 
+    j0 = j_of(0.0, 0)
     # stage 1: the tail (predicted from the unclamped error, then measured)
     sse_u = float(((rec0 - x) ** 2).sum())
-    best = best_quantized(G, B, rt.coder.encode,
-                          lambda dsse, n: j_of(dsse + sse_u - sse, n))
+    best = best_quantized(G, B, rt.coder.encode, lambda dsse, n: j_of(dsse + sse_u - sse, n))
     if best is not None and best[0] < j0:
         rec1 = synthesize(_with_delta(syn, best[2]), y_ig)
         sse1 = float(((_to8(rec1) - x) ** 2).sum())
@@ -346,19 +344,15 @@ def finetune(rt: _Runtime, syn, y_ig: np.ndarray, x: np.ndarray, lam: float,
             streams.append(best[1])
             flags |= FT_TAIL
             rec, sse, j0, nbytes = rec1, sse1, j1, len(best[1])
-    # stage 2: loop filter on the 8-bit reconstruction (its error change is exact)
-    z = _to8(rec)
-    lf = fit_filter(rt.coder, z, x, j_of)
-    if lf is not None and lf[0] < j0:
-        notes.append(f"finetune filter r={lf[3]}: J {j0:.4f} -> {lf[0]:.4f} with "
-                     f"{len(lf[1])} bytes")
-        streams.append(lf[1])
+    # stage 2: loop filter on the 8-bit reconstruction
+    lf = loop_filter(rt.coder, _to8(rec), x, j_of)
+    if lf is not None:
+        notes.append(f"finetune filter r={lf[3]}: J {j0:.4f} -> {lf[2]:.4f} with {len(lf[0])} bytes")
+        streams.append(lf[0])
         flags |= FT_FILTER
-        rec = apply_filter(z, lf[2], lf[3]) if check else None
-    elif not flags:
+        rec = lf[1]
+    if not flags:
         notes.append("finetune: no gain, not stored")
-    if not check:
-        rec = None
     return streams, flags, rec, notes
 
 
@@ -459,11 +453,9 @@ class AECodec(Codec):
             if k == 0 and opts["finetune"]:
                 lam = float(model.lam(t))
                 bits0 = 8 * sum(len(s) for s in streams)
-                fs, ft, out, nts = finetune(rt, syn, y_ig, target, lam, bits0, check=not last)
+                fs, ft, out, nts = finetune(rt, syn, y_ig, target, lam, bits0)
                 notes += nts
                 streams += fs
-                if out is None:
-                    break
             elif not last:
                 out = synthesize(syn, y_ig)
             else:

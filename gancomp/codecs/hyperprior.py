@@ -15,6 +15,11 @@ streams; each tile's means and scales come from h_s over its z neighbourhood (4 
 context), so they equal the whole-image values exactly, and g_s runs on overlapping latent
 tiles (4 latent positions of context): no seam at tile edges. Pixels come from the float g_s.
 
+Codec version 3 adds ``--adapt`` (param ``a`` = 1, absent = 0): one more stream after the
+tiles holds a per-image least-squares loop filter on the decoded 8-bit image
+(:mod:`gancomp.codecs.refit`, shared with ``ae --finetune``), counted in the size and kept
+only when it lowers bpp + lambda * 255^2 * MSE. Files without it are version-2 bitstreams.
+
 Codec version 1 (hp-a1 files, no ``l``): independent image tiles, each padded by itself
 (decoded as before; the seams they show are why layout 2 exists).
 
@@ -222,14 +227,19 @@ def _synthesis(rt: "_Runtime", y_hat, ig, height: int, width: int, tile: int) ->
 class HyperpriorCodec(Codec):
     name = "hyperprior"
     codec_id = 3
-    version = 2
+    version = 3             # 3: optional loop-filter stream (param ``a``)
     channels = (3,)
     description = "learned mean-scale hyperprior (Ballé 2018 / Minnen 2018), deterministic decoding"
     encode_options = (
         Option("model", str, None, "weights id (default: the default hyperprior model)"),
         Option("tile", int, DEFAULT_TILE, "tile size in pixels, a multiple of 64: bounds memory "
                "(tiles overlap, so they leave no seams)", lo=64, hi=4096),
+        Option("adapt", bool, False, "per-image least-squares loop filter on the decoded image, "
+               "coded in the file; kept only when it lowers rate + lambda * distortion"),
     )
+
+    def file_defaults(self, version: int) -> dict[str, Any]:
+        return {"a": 0} if version >= 3 else {}
 
     def quality_range(self) -> tuple[float, float]:
         return (0.0, 100.0)
@@ -255,10 +265,11 @@ class HyperpriorCodec(Codec):
         digest = hashlib.blake2b(digest_size=4)
         off = rt.scale_offset(q100)
         with torch.no_grad():
-            g, _ = rt.model.gains(t)
+            g, ig = rt.model.gains(t)
             y = _analysis(rt, padded, tile, g)
             z_hat = torch.round(rt.model.h_a(y[None].to(rt.device)))[0].cpu().numpy().astype(np.int64)
             tiles = _tiles(H, W, tile)
+            y_hat = torch.empty_like(y)
             for k, (y0, x0, th, tw) in enumerate(tiles):
                 zt = np.ascontiguousarray(z_hat[:, y0 // PAD:(y0 + th) // PAD, x0 // PAD:(x0 + tw) // PAD])
                 mean_int, idx = _hs_tile(rt, z_hat, y0, x0, th, tw, off)
@@ -267,9 +278,19 @@ class HyperpriorCodec(Codec):
                 streams.append(encode_indexed(zt, rt.z_index(zt.shape), rt.z_freqs, rt.z_offsets))
                 streams.append(encode_indexed(sym, idx, rt.y_freqs, rt.y_offsets))
                 _state_hash(digest, zt, sym, mean_int, idx)
+                y_hat[:, y0 // 16:(y0 + th) // 16, x0 // 16:(x0 + tw) // 16] = \
+                    torch.from_numpy((sym + mean_int / 256.0).astype(np.float32))
                 progress.update(k + 1, len(tiles), "tiles")
-        params = {"q": q100, "t": tile, "l": 2, "h": int.from_bytes(digest.digest(), "little")}
-        return Encoded(params, streams, model_id=model_id, model_sha256=sha)
+            notes, adapted = [], 0
+            if opts["adapt"]:
+                rec = _synthesis(rt, y_hat, ig, h, w, tile)
+                fs, notes = _adapt(rt, rec, image, float(rt.model.lam(t)), 8 * sum(map(len, streams)))
+                if fs is not None:
+                    streams.append(fs)
+                    adapted = 1
+        params = {"q": q100, "t": tile, "l": 2, "h": int.from_bytes(digest.digest(), "little"),
+                  "a": adapted}
+        return Encoded(params, streams, model_id=model_id, model_sha256=sha, notes=notes)
 
     def decode(self, params, streams, width, height, channels, model_id="", model_sha256="",
                **options) -> np.ndarray:
@@ -277,20 +298,54 @@ class HyperpriorCodec(Codec):
         try:
             q100, tile, want = int(params["q"]), int(params["t"]), int(params["h"])
             layout = int(params.get("l", 1))
+            adapted = int(params.get("a", 0))
         except (KeyError, TypeError, ValueError):
             raise FormatError("hyperprior params missing or malformed") from None
         if not 0 <= q100 <= 10000 or not 64 <= tile <= 4096 or tile % PAD or channels != 3 \
-                or layout not in (1, 2):
+                or layout not in (1, 2) or adapted not in (0, 1) or (adapted and layout != 2):
             raise FormatError("hyperprior params out of range")
         H, W = (_padded(height), _padded(width)) if layout == 2 else (height, width)
         tiles = _tiles(H, W, tile)
-        if len(streams) != 2 * len(tiles):
-            raise FormatError(f"hyperprior expects {2 * len(tiles)} streams, file has {len(streams)}")
+        if len(streams) != 2 * len(tiles) + adapted:
+            raise FormatError(f"hyperprior expects {2 * len(tiles) + adapted} streams, file has "
+                              f"{len(streams)}")
         if not model_id:
             raise FormatError("hyperprior file names no model")
         rt = _runtime(model_id, model_sha256, _device(opts.get("device")))
         decode_tiles = _decode_layout2 if layout == 2 else _decode_layout1
-        return decode_tiles(rt, q100, tiles, streams, width, height, tile, want)
+        out = decode_tiles(rt, q100, tiles, streams[:2 * len(tiles)], width, height, tile, want)
+        if adapted:
+            from .refit import CoefCoder, apply_filter, decode_filter
+
+            d, r = decode_filter(CoefCoder(rt.y_freqs, rt.y_offsets), streams[-1])
+            out = _to_u8(apply_filter(out.transpose(2, 0, 1) / 255.0, d, r))
+        return out
+
+
+def _to_u8(img: np.ndarray) -> np.ndarray:
+    """(3, H, W) float [0, 1] -> (H, W, 3) uint8."""
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0).copy()
+
+
+def _adapt(rt: _Runtime, rec: np.ndarray, image: np.ndarray, lam: float,
+           bits0: float) -> tuple[bytes | None, list[str]]:
+    """The ``--adapt`` stream for decoded ``rec`` of ``image`` (both (H, W, 3) uint8), or None
+    when the loop filter does not lower bpp + lam * 255^2 * MSE."""
+    from .refit import CoefCoder, loop_filter
+
+    z = rec.transpose(2, 0, 1) / 255.0
+    x = image.transpose(2, 0, 1) / 255.0
+    npix = x.shape[1] * x.shape[2]
+    sse = float(((z - x) ** 2).sum())
+
+    def j_of(dsse: float, n: int) -> float:
+        return (bits0 + 8 * n) / npix + lam * 255 ** 2 * (sse + dsse) / (3 * npix)
+
+    lf = loop_filter(CoefCoder(rt.y_freqs, rt.y_offsets), z, x, j_of)
+    if lf is None:
+        return None, ["adapt: no gain, not stored"]
+    return lf[0], [f"adapt: loop filter r={lf[3]}, J {j_of(0.0, 0):.4f} -> {lf[2]:.4f} with "
+                   f"{len(lf[0])} bytes"]
 
 
 def _decode_layout1(rt: _Runtime, q100: int, tiles, streams, width: int, height: int,

@@ -161,3 +161,19 @@ def decode_filter(coder: CoefCoder, data: bytes) -> tuple[np.ndarray, int]:
     r = data[0]
     n = filter_size(r)
     return coder.decode(data[1:], 3 * n).reshape(n, 3), r
+
+
+def loop_filter(coder: CoefCoder, z: np.ndarray, target: np.ndarray, j_of) -> tuple | None:
+    """Fit the loop filter of decoded ``z`` to ``target`` ((3, H, W) in [0, 1], z on the 8-bit
+    grid) and keep it only when J = ``j_of(change of squared error, stream bytes)`` measured
+    on the filtered 8-bit image is below ``j_of(0, 0)``. Returns (stream, filtered image before
+    rounding, J, r) or None."""
+    lf = fit_filter(coder, z, target, j_of)
+    j0 = j_of(0.0, 0)
+    if lf is None or lf[0] >= j0:
+        return None
+    out = apply_filter(z, lf[2], lf[3])
+    sse0 = float(((z - target) ** 2).sum())
+    sse1 = float(((np.clip(np.rint(out * 255.0), 0, 255) / 255.0 - target) ** 2).sum())
+    j1 = j_of(sse1 - sse0, len(lf[1]))
+    return (lf[1], out, j1, lf[3]) if j1 < j0 else None

@@ -1,4 +1,4 @@
-"""Training of the ``ae`` codec family on 32x32 blocks, in three phases sharing one clock:
+"""Training of the ``ae`` codec family on 32x32 blocks, in four phases sharing one clock:
 
 1. ``base``: the variable-rate block autoencoder (rate + lambda * 255^2 * MSE, lambda drawn
    per sample over the trained levels);
@@ -382,8 +382,8 @@ def export(models, cfg, meta, data, out: Path, model_id: str, device: str,
     return weights.save(export_arrays(base, res, gan, up), card, out, model_id)
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m gancomp.train.ae", description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None, prog: str = "python -m gancomp.train.ae") -> None:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--config", default="cpu", help="tiny, cpu, gpu or a JSON file")
     p.add_argument("--data", required=True, help="folder of training photos (never Kodak)")
     p.add_argument("--out", required=True, help="run folder: checkpoint, loss.csv, exported model")
