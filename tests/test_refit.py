@@ -64,3 +64,61 @@ def test_malformed_filter_stream():
     for bad in (b"", b"\x05\x08\x01", b"\x01\x00\x01"):
         with pytest.raises(FormatError):
             refit.decode_filter(coder, bad)
+
+
+def _upscaled() -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(DATA / "astronaut_128x96.png").convert("RGB")
+                      .resize((256, 192), Image.BICUBIC))
+
+
+def test_hyperprior_adapt_pays_and_decodes_the_same_elsewhere(tmp_path):
+    pytest.importorskip("torch")
+    from gancomp import api
+    from gancomp.metrics import psnr
+
+    from conftest import run_cli
+
+    img = _upscaled()
+    plain = api.encode_array(img, codec="hyperprior", quality=90)
+    data = api.encode_array(img, codec="hyperprior", quality=90, adapt=True)
+    h = api.read_header(data)
+    assert h.codec_version == 3 and h.params["a"] in (2, 3) and len(data) > len(plain)
+    rec, rec0 = api.decode_array(data), api.decode_array(plain)
+    lam_gain = psnr(img, rec) - psnr(img, rec0)
+    assert lam_gain > 0.2                               # kept only because it pays
+    (tmp_path / "a.gcz").write_bytes(data)
+    r = run_cli("decode", str(tmp_path / "a.gcz"), str(tmp_path / "a.png"),
+                env={"ATEN_CPU_CAPABILITY": "default", "OMP_NUM_THREADS": "2"})
+    assert r.returncode == 0, r.stderr
+    from PIL import Image
+
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), rec)
+    assert api.read_header(plain).codec_version == 3 and "a" not in api.read_header(plain).params
+
+
+def test_hyperprior_last_layer_refit_moves_its_phase():
+    """A refit stream (bit 0 of ``a``) whose only entry is the red bias of output phase (0, 0)
+    shifts exactly those pixels by its value."""
+    pytest.importorskip("torch")
+    from gancomp import api, container
+    from gancomp.codecs.hyperprior import _runtime
+
+    img = _upscaled()
+    plain = api.encode_array(img, codec="hyperprior", quality=50)
+    c = container.unpack(plain)
+    rt = _runtime(c.model_id, c.model_sha256_prefix, "cpu")
+    n = rt.model.g_s[-1].weight.shape[0] + 1
+    q = np.zeros((n, 12), np.int64)
+    q[-1, 0] = 3                                       # bias row, channel red * 4 + phase 0
+    c.streams.append(_coder().encode(q, 7))           # 3 / 128 = 5.98 / 255
+    c.params["a"] = 1
+    base = api.decode_array(plain).astype(int)
+    moved = api.decode_array(container.pack(c)).astype(int) - base
+    assert not moved[1::2].any() and not moved[:, 1::2].any() and not moved[..., 1:].any()
+    red = moved[0::2, 0::2, 0][base[0::2, 0::2, 0] < 249]
+    assert set(np.unique(red)) <= {5, 6, 7} and red.mean() > 5.5
+    c.streams[-1] = b"\x00"
+    with pytest.raises(FormatError):
+        api.decode_array(container.pack(c))
