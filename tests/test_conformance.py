@@ -16,9 +16,13 @@ MANIFEST11 = json.loads((CONF11 / "manifest.json").read_text())
 # wavelet2's first files (container 1.0), in their own folder so the 1.0 manifest stays frozen
 CONFW2 = CONF / "wavelet2"
 MANIFESTW2 = json.loads((CONFW2 / "manifest.json").read_text())
+# learned codecs whose models ship in models/ (ae versions 1 and 2, hyperprior version 3)
+CONFL = CONF / "learned"
+MANIFESTL = json.loads((CONFL / "manifest.json").read_text())
 FILES = [(CONF, n, MANIFEST[n]) for n in sorted(MANIFEST)] + \
         [(CONF11, n, MANIFEST11[n]) for n in sorted(MANIFEST11)] + \
-        [(CONFW2, n, MANIFESTW2[n]) for n in sorted(MANIFESTW2)]
+        [(CONFW2, n, MANIFESTW2[n]) for n in sorted(MANIFESTW2)] + \
+        [(CONFL, n, MANIFESTL[n]) for n in sorted(MANIFESTL)]
 
 
 @pytest.mark.parametrize("folder,name,want", FILES, ids=[f[0].name + "/" + f[1] for f in FILES])
@@ -28,7 +32,7 @@ def test_conformance_file_decodes(folder, name, want):
     px = api.decode_array(data)
     assert list(px.shape) == want["shape"]
     assert hashlib.sha256(px.tobytes()).hexdigest() == want["sha256_pixels"]
-    assert (data[4], data[5]) == ((1, 1) if folder == CONF11 else (1, 0))
+    assert (data[4], data[5]) == ((1, 1) if folder in (CONF11, CONFL) else (1, 0))
 
 
 def test_v11_face_files_are_small():
