@@ -4,13 +4,16 @@
   codec's per-image curve interpolated linearly in bpp between its two measured points
   around 1.5 bpp (images whose curve does not reach 1.5 bpp are left out and counted);
 - the RD sweep (mean bpp / PSNR / SSIM per quality) and BD-rates against JPEG;
-- the progressive curve of ``passes=3`` (quality after each pass vs bytes of the file cut
-  to that many passes);
-- the BD-rate of ``finetune`` against the plain CNN-AE over the same qualities;
+- the progressive curve of ``passes=3, down=2`` (quality after each pass vs bytes of the file
+  cut to that many passes);
+- the BD-rate of ``finetune`` against the plain CNN-AE over the same qualities, and of the
+  hyperprior codec's ``adapt`` against plain hyperprior above 0.5 bpp;
+- the ``down=2`` RD sweep (pass 1 at half size + the upsampling generator);
 - a crop grid PNG (original, blocks coded alone as in the seed, overlapping windows, fine-
   tuned, GAN decoder, first pass, JPEG at about the same bpp).
 
-Every ae point is scored on the image decoded from the file's bytes (api.decode). Results
+ae points are scored on the encoder's reconstruction, which must equal the decoded file (checked
+on the first image of each stage, every first-pass cut, and in the tests). Results
 are cached per image in a JSON file, so an interrupted run resumes; the markdown section is
 rewritten after each stage.
 
@@ -30,12 +33,21 @@ import numpy as np
 QS = (0.0, 25.0, 50.0, 75.0, 100.0)
 FT_QS = (25.0, 50.0, 75.0, 100.0)
 GAN_QS = (50.0, 100.0)
-PROG_Q = 0.0
+D2_QS = (0.0, 20.0, 40.0, 60.0)
+HP_QS = (60.0, 73.0, 87.0, 100.0)  # hp-a2 on Kodak: about 0.5-0.9 bpp
+PROG_Q = 15.0                      # chosen on training photos: first pass about 0.2 bpp
+PROG_DOWN = 2
 PASSES = 3
 CLASSIC = {"jpeg": (10, 30, 50, 70, 80, 90, 95),
            "webp": (10, 30, 50, 70, 80, 90, 95),
            "jpeg2000": None}
-STAGES = ("ae", "classic", "ft", "prog", "gan")
+STAGES = ("ae", "classic", "ft", "prog", "gan", "d2", "adapt")
+# stages whose files depend only on these arrays (plus the code): reusable across models
+# whose arrays are identical (--reuse)
+STAGE_ARRAYS = {"ae": ("base.",), "ft": ("base.",), "gan": ("base.", "gan."), "classic": ()}
+STAGE_CODE = {"ft": 2}             # bumped when a stage's code changes (2: loop filter added)
+VARIANTS = {"ae": ["ae"], "classic": list(CLASSIC), "ft": ["ae-ft"], "prog": ["ae-p3"],
+            "gan": ["ae-gan"], "d2": ["ae-d2"], "adapt": ["hp", "hp-adapt"]}
 TARGET = 1.5
 
 
@@ -52,42 +64,62 @@ def _score(img: np.ndarray, rec: np.ndarray, nbytes: int) -> dict:
             "ssim": ssim(img, rec)}
 
 
-def run_ae(img: np.ndarray, q: float, model: str | None, **opts) -> dict:
+def encode_with_recons(img: np.ndarray, q: float, model: str | None, **opts):
+    """The .gcz bytes of an ae encode and the encoder's reconstruction after each pass (what
+    the decoder gives: tests/test_ae.py checks it, and :func:`run_ae` re-checks it by
+    decoding the first image of each stage)."""
     from .. import api
+    from ..codecs.ae import AECodec
+
+    codec = AECodec()
+    enc, recs = codec.encode_passes(img, q, model=model, **opts)
+    data, _ = api._encode_once(codec, img, q, None, None, 8, {}, trial=lambda _q: enc)
+    return data, recs
+
+
+def run_ae(img: np.ndarray, q: float, model: str | None, check: bool = True, **opts) -> dict:
+    """One ae point scored on the encoder's reconstruction; with ``check`` the file is also
+    decoded and must give exactly that image."""
+    from .. import api, container
 
     t0 = time.perf_counter()
-    data = api.encode_array(img, codec="ae", quality=q, model=model, **opts)
+    data, recs = encode_with_recons(img, q, model, **opts)
     t1 = time.perf_counter()
-    rec = api.decode_array(data)
-    r = _score(img, rec, len(data))
-    r.update(enc_s=t1 - t0, dec_s=time.perf_counter() - t1)
+    r = _score(img, recs[-1], len(data))
+    r.update(enc_s=t1 - t0)
+    if check:
+        if not np.array_equal(api.decode_array(data), recs[-1]):
+            raise RuntimeError("ae decode differs from the encoder's reconstruction")
+        r.update(dec_s=time.perf_counter() - t1)
     if opts.get("finetune"):
-        from .. import container
-
         r["ft_kept"] = int(container.unpack(data).params["f"])
     return r
 
 
-def run_prog(img: np.ndarray, model: str | None) -> list[dict]:
-    """Per pass: size of the file cut to k passes and the quality of what it decodes to.
-    The full file and the one-pass cut are decoded; the middle passes are the encoder's
-    reconstructions, which the tests check equal the decoder's."""
+def run_prog(img: np.ndarray, model: str | None, check: bool = True) -> list[dict]:
+    """Per pass: size of the file cut to k passes and the quality of what it decodes to (the
+    encoder's reconstructions; the one-pass cut is always decoded and compared, the full file
+    too with ``check``)."""
     from .. import api
-    from ..codecs.ae import AECodec, truncate_passes
+    from ..codecs.ae import truncate_passes
 
-    codec = AECodec()
-    enc, recs = codec.encode_passes(img, PROG_Q, model=model, passes=PASSES)
-    data = api.encode_array(img, codec="ae", quality=PROG_Q, model=model, passes=PASSES)
-    full = api.decode_array(data)
+    data, recs = encode_with_recons(img, PROG_Q, model, passes=PASSES, down=PROG_DOWN)
     one = truncate_passes(data, 1)
-    first = api.decode_array(one, passes=1)
-    if not (np.array_equal(full, recs[-1]) and np.array_equal(first, recs[0])):
+    if not np.array_equal(api.decode_array(one, passes=1), recs[0]) or \
+            (check and not np.array_equal(api.decode_array(data), recs[-1])):
         raise RuntimeError("progressive decode differs from the encoder's reconstruction")
-    out = []
-    for k in range(1, PASSES + 1):
-        size = len(truncate_passes(data, k))
-        out.append(_score(img, recs[k - 1], size))
-    return out
+    return [_score(img, recs[k - 1], len(truncate_passes(data, k))) for k in range(1, PASSES + 1)]
+
+
+def run_hp(img: np.ndarray, q: float, adapt: bool) -> dict:
+    """The default hyperprior model at quality q, with or without ``adapt``."""
+    from .. import api
+
+    data = api.encode_array(img, codec="hyperprior", quality=q, adapt=adapt)
+    r = _score(img, api.decode_array(data), len(data))
+    if adapt:
+        r["kept"] = int(api.read_header(data).params.get("a", 0))
+    return r
 
 
 def run_classic(img: np.ndarray, name: str) -> list[dict]:
@@ -133,10 +165,10 @@ def measure(files: list[Path], cache: dict, key: str, stages: tuple[str, ...], m
     """Fill ``cache[key][image][variant]`` for every stage and image (skipping what is there)."""
     store = cache.setdefault(key, {})
     for stage in stages:
-        for f in files:
+        for i, f in enumerate(files):
+            check = i == 0                  # decode the first image's files and compare
             rec = store.setdefault(f.name, {})
-            todo = {"ae": ["ae"], "classic": list(CLASSIC), "ft": ["ae-ft"], "prog": ["ae-p3"],
-                    "gan": ["ae-gan"]}[stage]
+            todo = list(VARIANTS[stage])
             if stage == "classic":   # a changed sweep is measured again
                 todo = [v for v in todo if CLASSIC[v] is None or len(rec.get(v, [])) == len(CLASSIC[v])]
                 if len(todo) == len(CLASSIC) and all(v in rec for v in todo):
@@ -146,16 +178,23 @@ def measure(files: list[Path], cache: dict, key: str, stages: tuple[str, ...], m
             img = _load(f)
             t0 = time.time()
             if stage == "ae":
-                rec["ae"] = [dict(run_ae(img, q, model), q=q) for q in QS]
+                rec["ae"] = [dict(run_ae(img, q, model, check), q=q) for q in QS]
             elif stage == "classic":
                 for name in CLASSIC:
                     rec[name] = run_classic(img, name)
             elif stage == "ft":
-                rec["ae-ft"] = [dict(run_ae(img, q, model, finetune=True), q=q) for q in FT_QS]
+                rec["ae-ft"] = [dict(run_ae(img, q, model, check, finetune=True), q=q)
+                                for q in FT_QS]
             elif stage == "prog":
-                rec["ae-p3"] = run_prog(img, model)
+                rec["ae-p3"] = run_prog(img, model, check)
             elif stage == "gan":
-                rec["ae-gan"] = [dict(run_ae(img, q, model, decoder="gan"), q=q) for q in GAN_QS]
+                rec["ae-gan"] = [dict(run_ae(img, q, model, check, decoder="gan"), q=q)
+                                 for q in GAN_QS]
+            elif stage == "d2":
+                rec["ae-d2"] = [dict(run_ae(img, q, model, check, down=2), q=q) for q in D2_QS]
+            elif stage == "adapt":
+                rec["hp"] = [dict(run_hp(img, q, False), q=q) for q in HP_QS]
+                rec["hp-adapt"] = [dict(run_hp(img, q, True), q=q) for q in HP_QS]
             save()
             log(f"{key} {stage} {f.name}: {time.time() - t0:.0f} s")
         yield stage
@@ -164,7 +203,7 @@ def measure(files: list[Path], cache: dict, key: str, stages: tuple[str, ...], m
 def tables(store: dict, label: str) -> str:
     """Markdown tables of one image set."""
     names = sorted(store)
-    variants = ["ae", "ae-ft", "ae-gan", "jpeg", "jpeg2000", "webp"]
+    variants = ["ae", "ae-ft", "ae-d2", "ae-gan", "jpeg", "jpeg2000", "webp"]
     lines = [f"#### {label}: {len(names)} images", "",
              f"At {TARGET} bpp (16:1), per image interpolated between the two measured points "
              f"around {TARGET} bpp, then averaged (n = images whose curve reaches {TARGET} bpp; "
@@ -216,17 +255,36 @@ def tables(store: dict, label: str) -> str:
     if ft_names:
         base = _mean_curve([[p for p in store[n]["ae"] if p["q"] in FT_QS] for n in ft_names])
         ft = _mean_curve([store[n]["ae-ft"] for n in ft_names])
-        kept = sum(p["ft_kept"] for n in ft_names for p in store[n]["ae-ft"])
-        total = sum(len(store[n]["ae-ft"]) for n in ft_names)
+        kept = [p["ft_kept"] for n in ft_names for p in store[n]["ae-ft"]]
         lines += ["", f"Fine-tuning (`finetune=true`) vs plain ae at qualities "
                       f"{', '.join(f'{q:g}' for q in FT_QS)} ({base[0]['bpp']:.2f}-"
                       f"{base[-1]['bpp']:.2f} bpp), {len(ft_names)} images: BD-rate "
-                      f"**{_bd(base, ft):+.2f} %**; the refit was kept in {kept} of {total} files "
-                      f"(dropped where it did not lower bpp + lambda * 255^2 * MSE)."]
+                      f"**{_bd(base, ft):+.2f} %**; of {len(kept)} files, the last-layer refit "
+                      f"was kept in {sum(k & 1 for k in kept)} and the loop filter in "
+                      f"{sum(k >> 1 & 1 for k in kept)} (each dropped where it did not lower "
+                      f"bpp + lambda * 255^2 * MSE). Mean bpp / PSNR per quality, plain -> "
+                      f"fine-tuned: " + "; ".join(
+                          f"{q:g}: {b['bpp']:.3f} / {b['psnr']:.2f} -> {f['bpp']:.3f} / "
+                          f"{f['psnr']:.2f}" for q, b, f in zip(FT_QS, base, ft)) + "."]
+    hp_names = [n for n in names if "hp-adapt" in store[n]]
+    if hp_names:
+        base = _mean_curve([store[n]["hp"] for n in hp_names])
+        ad = _mean_curve([store[n]["hp-adapt"] for n in hp_names])
+        kept = [p["kept"] for n in hp_names for p in store[n]["hp-adapt"]]
+        lines += ["", f"Hyperprior `adapt=true` vs plain hyperprior (default model) at qualities "
+                      f"{', '.join(f'{q:g}' for q in HP_QS)} ({base[0]['bpp']:.2f}-"
+                      f"{base[-1]['bpp']:.2f} bpp), {len(hp_names)} images: BD-rate "
+                      f"**{_bd(base, ad):+.2f} %**; of {len(kept)} files, the last-layer refit "
+                      f"was kept in {sum(k & 1 for k in kept)} and the loop filter in "
+                      f"{sum(k >> 1 & 1 for k in kept)}. Mean bpp / PSNR per quality, plain -> "
+                      f"adapted: " + "; ".join(
+                          f"{q:g}: {b['bpp']:.3f} / {b['psnr']:.2f} -> {f['bpp']:.3f} / "
+                          f"{f['psnr']:.2f}" for q, b, f in zip(HP_QS, base, ad)) + "."]
     pg = [store[n]["ae-p3"] for n in names if "ae-p3" in store[n]]
     if pg:
         c = _mean_curve(pg)
-        lines += ["", f"Progressive file (`passes={PASSES}`, quality {PROG_Q:g}), {len(pg)} "
+        lines += ["", f"Progressive file (`passes={PASSES}`, `down={PROG_DOWN}`, quality "
+                      f"{PROG_Q:g}), {len(pg)} "
                       f"images: quality after each pass vs the bytes of the file cut to that "
                       f"pass (`truncate_passes`, `gancomp decode --passes k`):", "",
                   "| passes read | bpp | PSNR dB | SSIM |", "|---|---|---|---|"]
@@ -273,6 +331,8 @@ def grid(kodak: Path, model: str | None, out: Path, name: str = "kodim23.png",
     cells.append((f"ae {rate:.2f} bpp", api.decode_array(data)))
     cells.append(("ae finetune", api.decode_array(api.encode_array(img, codec="ae", quality=q, model=model, finetune=True))))
     cells.append(("ae gan", api.decode_array(api.encode_array(img, codec="ae", quality=q, model=model, decoder="gan"))))
+    d2 = api.encode_array(img, codec="ae", quality=q, model=model, down=2)
+    cells.append((f"ae down=2 {_bpp(len(d2), img.shape[1], img.shape[0]):.2f} bpp", api.decode_array(d2)))
     jpeg = get("jpeg")
     jq = min(range(5, 96), key=lambda v: abs(len(jpeg.encode(img, v)) * 8 / img.shape[0] / img.shape[1] - rate))
     jd = jpeg.encode(img, jq)
@@ -289,7 +349,43 @@ def grid(kodak: Path, model: str | None, out: Path, name: str = "kodim23.png",
     canvas.save(out)
     return (f"{name} crop {s}x{s} at ({x0}, {y0}), 2x nearest zoom, ae quality {q:g}: original; "
             f"the seed's scheme (each 32x32 block coded and decoded alone, same model); the "
-            f"ae codec (overlapping windows); fine-tuned; GAN decoder; JPEG at the closest bpp.")
+            f"ae codec (overlapping windows); fine-tuned; GAN decoder; down=2 (half-size latent + "
+            f"upsampling generator, fewer bits); JPEG at the closest bpp of the ae cell.")
+
+
+def reuse(cache: dict, old_path: Path, model_id: str, sha: str, kodak: list[Path], log) -> None:
+    """Copy from another model's benchmark cache the stages whose files depend only on arrays
+    that are identical in both models (and on unchanged code), after re-measuring one point
+    to confirm the copy."""
+    from ..weights import load
+
+    old = json.loads(old_path.read_text())
+    oid, osha = old["model"].split(":")
+    new_arrays, _ = load(model_id, sha)
+    old_arrays, _ = load(oid, osha)
+    versions = old.get("versions", {})
+    ok = []
+    for stage, prefixes in STAGE_ARRAYS.items():
+        same = all(k in new_arrays and np.array_equal(v, new_arrays[k])
+                   for k, v in old_arrays.items() if k.startswith(prefixes)) if prefixes else True
+        if same and versions.get(stage, 1) == STAGE_CODE.get(stage, 1):
+            ok.append(stage)
+    if "ae" in ok and kodak:
+        rec = old.get("kodak", {}).get(kodak[0].name, {}).get("ae")
+        if rec:
+            again = run_ae(_load(kodak[0]), QS[2], model_id, check=True)
+            was = next(p for p in rec if p["q"] == QS[2])
+            if (again["bpp"], again["psnr"]) != (was["bpp"], was["psnr"]):
+                raise RuntimeError(f"reuse check failed: {again} != {was}")
+    for key in ("kodak", "held"):
+        for name, rec in old.get(key, {}).items():
+            dst = cache.setdefault(key, {}).setdefault(name, {})
+            for stage in ok:
+                for v in VARIANTS[stage]:
+                    if v in rec and v not in dst:
+                        dst[v] = rec[v]
+    cache["reused"] = f"stages {', '.join(ok)} from {oid} (identical arrays, checked)"
+    log(f"reused {ok} from {old_path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None)
     p.add_argument("--stages", default=",".join(STAGES))
     p.add_argument("--few", type=int, default=8,
-                   help="progressive and GAN stages on only the first N images of each set")
+                   help="GAN stage on only the first N images of each set")
+    p.add_argument("--reuse", default=None,
+                   help="another model's cache: copy stages whose arrays are identical")
     p.add_argument("--cache", default=None, help="default runs/ae-bench-<model>.json")
     p.add_argument("--doc", default="docs/BENCHMARKS.md")
     p.add_argument("--grid", default=None, help="default docs/ae_grid_<model>.png")
@@ -317,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     cache_path = Path(a.cache or f"runs/ae-bench-{model_id}.json")
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     cache = cache if cache.get("model") == f"{model_id}:{sha}" else {"model": f"{model_id}:{sha}"}
+    cache["versions"] = {st: STAGE_CODE.get(st, 1) for st in STAGES}
 
     def save() -> None:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -335,8 +434,11 @@ def main(argv: list[str] | None = None) -> int:
     def write() -> None:
         parts = [f"### ae family (seed 001), model `{model_id}` (SHA-256 {sha[:12]}…)", "",
                  f"`{cmd}`", "",
-                 "Real .gcz sizes; ae points scored on the decoded files. One torch thread on a "
-                 "shared 2-core box.", ""]
+                 "Real .gcz sizes. ae points are scored on the encoder's reconstruction, which "
+                 "equals the decoded file: checked here by decoding every file of the first "
+                 "image of each stage and set (and every first-pass cut), and by tests/test_ae.py. "
+                 "Hyperprior points are decoded. One torch thread on a shared 2-core box." + (f" Reused: {cache['reused']}." if cache.get("reused")
+                                         else ""), ""]
         for key, label in (("kodak", "Kodak"), ("held", "Held-back training photos (unseen)")):
             if cache.get(key):
                 parts += [tables(cache[key], label), ""]
@@ -344,11 +446,13 @@ def main(argv: list[str] | None = None) -> int:
             parts += [f"![ae crops]({grid_path.name})", "", caption]
         write_section(a.doc, f"ae-{model_id}", "\n".join(parts))
 
-    first = tuple(x for x in stages if x in ("ae", "classic", "ft"))
-    later = tuple(x for x in stages if x in ("prog", "gan"))
-    for group, few in ((first, 0), (later, a.few)):
+    if a.reuse:
+        reuse(cache, Path(a.reuse), model_id, sha, kodak, log)
+        save()
+    for stage in stages:
+        few = a.few if stage == "gan" else 0
         for key, files in (("kodak", kodak), ("held", held)):
-            for _ in measure(files[: few or None], cache, key, group, model_id, save, log):
+            for _ in measure(files[: few or None], cache, key, (stage,), model_id, save, log):
                 write()
     caption = grid(Path(a.kodak), model_id, grid_path)
     write()

@@ -33,7 +33,11 @@ from .common import CodecOptionsCommand, describe_channels, note, parse_extra
 @click.option("--entropy", type=click.Choice(["adaptive", "huffman"]), default=None,
               help="Entropy coder of the lossless codec (huffman: the seed's variant).")
 @click.option("--finetune", is_flag=True, default=False,
-              help="lossless: fit the predictor's output layer to the image when it pays.")
+              help="lossless: fit the predictor's output layer to the image when it pays; "
+                   "ae: refit the decoder's last layer + a loop filter (CNN-AE-FT).")
+@click.option("--adapt", is_flag=True, default=False,
+              help="hyperprior: per-image least-squares refit of g_s's last layer + a loop "
+                   "filter, coded in the file when it pays.")
 @click.option("--effort", type=int, default=None,
               help="overfit: fitting effort 1 (fast) .. 9 (best, slowest).")
 @click.option("--seed", type=int, default=None, help="Random seed of codecs that fit at encode time.")
@@ -54,7 +58,8 @@ from .common import CodecOptionsCommand, describe_channels, note, parse_extra
 def encode(input: str, output: str | None, codec: str, quality: float | None,
            target_bpp: float | None, target_psnr: float | None, ratio: float | None,
            colors: int | None, device: str | None, resize: bool, entropy: str | None,
-           finetune: bool, effort: int | None, seed: int | None, best: bool, keep_mask: str | None,
+           finetune: bool, adapt: bool, effort: int | None, seed: int | None, best: bool,
+           keep_mask: str | None,
            keep: str | None, extra: tuple[str, ...],
            metadata: str,
            force: bool, verbose: bool, quiet: bool) -> None:
@@ -78,7 +83,7 @@ def encode(input: str, output: str | None, codec: str, quality: float | None,
     # everything that can fail cheaply fails before the (possibly slow) encode
     extra_opts = parse_extra(extra)
     named = {"ratio": ratio, "colors": colors, "device": device, "resize": resize or None,
-             "entropy": entropy, "finetune": finetune or None, "effort": effort, "seed": seed,
+             "entropy": entropy, "finetune": finetune or None, "adapt": adapt or None, "effort": effort, "seed": seed,
              "keep_mask": keep_mask, "keep": keep}  # named flags = declared options
     both = [k for k, v in named.items() if v is not None and k in extra_opts]
     if both:

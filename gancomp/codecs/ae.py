@@ -14,6 +14,10 @@
   (N+1) numbers) are refitted to this image by least squares, quantized, entropy-coded into
   the file and counted in the rate; kept only when bpp + lambda * 255^2 * MSE improves.
 - ``decoder=gan``: the synthesis trained with L2 + a least-squares GAN loss (GAN-AE).
+- ``down=2`` (version 2, param ``d``): pass 1 codes the 2x box-downsampled image and the
+  model's upsampling generator (``up.*``, seed 001's "generator decoding a downsampled
+  image", L2-trained) decodes it to full size: a coarse latent for low rates and the cheap
+  first pass of progressive files. With ``finetune`` the refit targets the half-size image.
 
 Entropy coding reuses the hyperprior codec's integer Gaussian tables (64 scales, shipped in
 the weights) through :func:`gancomp.entropy.encode_indexed`; the encoder picks a scale per
@@ -22,7 +26,7 @@ no float computation to rebuild the entropy model: streams decode bit-exactly an
 Pixels come from the float64 synthesis.
 
 Params: ``q`` quality * 100, ``P`` passes, ``g`` 1 for the GAN decoder, ``f`` 1 when a
-fine-tune stream follows pass 1. Streams per pass: scales (channel bytes + block offsets),
+fine-tune stream follows pass 1, ``d`` pass 1's downscale (1 or 2; absent in version 1). Streams per pass: scales (channel bytes + block offsets),
 latent symbols; then, after pass 1, the fine-tune stream when ``f``.
 """
 
@@ -36,6 +40,7 @@ import numpy as np
 from ..entropy import AdaptiveCoder, decode_indexed, encode_indexed
 from ..errors import FormatError, InputError, ModelError
 from .base import Codec, Encoded, Option, register
+from .refit import CoefCoder, apply_filter, best_quantized, decode_filter, loop_filter
 
 BLOCK = 32                  # pixels per block side (latent 8x8)
 LB = BLOCK // 4             # latent block side
@@ -44,6 +49,7 @@ HALO = 32                   # pixels of context around each analysis window
 OFFSETS = 6                 # block scale offsets -6..6
 OFF_STEP = 2                # scale-table steps per offset
 RES_SCALE = 4.0
+UP_HALO = 16                # half-resolution pixels of context around each upsampling window
 DEFAULT_QUALITY = 50.0
 
 
@@ -56,7 +62,7 @@ class _Runtime:
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         import torch
 
-        from ..nn.ae import BlockAE, Synthesis
+        from ..nn.ae import BlockAE, Synthesis, Upsampler
 
         def sub(prefix: str) -> dict[str, Any]:
             return {k[len(prefix):]: torch.from_numpy(np.asarray(v, np.float64))
@@ -72,6 +78,13 @@ class _Runtime:
             self.res.load_state_dict(sub("res."))
             self.gan = Synthesis(N, C).double().eval()
             self.gan.load_state_dict(sub("gan.g_s."))
+            self.up = None
+            if "up.skip.weight" in arrays:
+                convs = sorted(int(k.split(".")[2]) for k in arrays
+                               if k.startswith("up.body.") and k.endswith(".weight"))
+                self.up = Upsampler(arrays["up.body.0.weight"].shape[0], len(convs)).double()
+                self.up.load_state_dict(sub("up."))
+                self.up.eval().requires_grad_(False)
             self.freqs = arrays["y_freqs"].astype(np.int64)
             self.offsets = arrays["y_offsets"].astype(np.int64)
         except (KeyError, RuntimeError) as exc:
@@ -79,28 +92,13 @@ class _Runtime:
         for m in (self.base, self.res, self.gan):
             m.requires_grad_(False)
         self.N, self.C = N, C
-        self.cost = _cost_table(self.freqs, self.offsets)
+        self.coder = CoefCoder(self.freqs, self.offsets)
+        self.cost = self.coder.cost
 
     def t_of(self, q100: int):
         import torch
 
         return torch.tensor([q100 / 10000.0 * (self.base.levels - 1)], dtype=torch.float64)
-
-
-def _cost_table(freqs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """(S, 2V+1) bits to code value v (column v + V) with scale row s, escapes approximated."""
-    S, K = freqs.shape
-    V = K
-    tot = freqs.sum(1, keepdims=True).astype(np.float64)
-    bits = -np.log2(np.maximum(freqs, 1) / tot)
-    out = np.empty((S, 2 * V + 1))
-    v = np.arange(-V, V + 1)
-    for s in range(S):
-        col = v - offsets[s]
-        inside = (col >= 0) & (col < K - 1)
-        esc = bits[s, K - 1] + 8 * (1 + np.floor(np.log2(2 * np.abs(v) + 1) / 7))
-        out[s] = np.where(inside, bits[s, np.clip(col, 0, K - 2)], esc)
-    return out
 
 
 @lru_cache(maxsize=2)
@@ -192,6 +190,32 @@ def synthesize(syn, y: np.ndarray, target: np.ndarray | None = None):
     return out, G.numpy(), B.numpy()
 
 
+def upsample(up, z: np.ndarray) -> np.ndarray:
+    """Half-resolution 8-bit image (3, h, w) as float [0,1] -> float64 (3, 2h, 2w) through the
+    upsampling generator, over overlapping windows (its receptive field is < UP_HALO)."""
+    import torch
+
+    _, h, w = z.shape
+    zt = torch.from_numpy(np.ascontiguousarray(z))
+    out = np.empty((3, 2 * h, 2 * w))
+    with torch.no_grad():
+        for y0, th in _windows(h, TILE // 2):
+            for x0, tw in _windows(w, TILE // 2):
+                a, b = max(0, y0 - UP_HALO), min(h, y0 + th + UP_HALO)
+                c, d = max(0, x0 - UP_HALO), min(w, x0 + tw + UP_HALO)
+                img = up(zt[None, :, a:b, c:d])[0].numpy()
+                sy, sx = 2 * (y0 - a), 2 * (x0 - c)
+                out[:, 2 * y0:2 * (y0 + th), 2 * x0:2 * (x0 + tw)] = \
+                    img[:, sy:sy + 2 * th, sx:sx + 2 * tw]
+    return out
+
+
+def _downsample(x: np.ndarray) -> np.ndarray:
+    """(3, H, W) float -> (3, H/2, W/2) 2x2 box mean (the encoder side of ``down=2``)."""
+    c, H, W = x.shape
+    return x.reshape(c, H // 2, 2, W // 2, 2).mean(axis=(2, 4))
+
+
 def _with_delta(syn, delta: np.ndarray | None):
     """A copy of synthesis ``syn`` whose tail centre tap and bias are moved by ``delta``
     ((N+1, 12): rows 0..N-1 weights, row N bias)."""
@@ -280,69 +304,76 @@ def decode_latent(rt: _Runtime, streams: list[bytes], C: int, h: int, w: int) ->
 # ---------------------------------------------------------------------------------------------
 # per-image decoder fine-tuning (CNN-AE-FT)
 
-FT_STEPS = tuple(range(7, 14))       # quantizer step 2^-e candidates
-FT_RIDGE = (0.0, 1e-4, 1e-3)
-
-
-def _encode_delta(rt: _Runtime, q: np.ndarray, e: int) -> bytes:
-    V = (rt.cost.shape[1] - 1) // 2
-    vi = np.clip(q.ravel() + V, 0, 2 * V)
-    row = int(np.argmin(rt.cost[:, vi].sum(1)))
-    return bytes([e, row]) + encode_indexed(q.ravel(), np.full(q.size, row), rt.freqs, rt.offsets)
+FT_TAIL, FT_FILTER = 1, 2            # bits of param ``f``: which refit streams follow pass 1
 
 
 def _decode_delta(rt: _Runtime, data: bytes) -> np.ndarray:
-    if len(data) < 2 or data[1] > 63 or not 0 < data[0] < 40:
-        raise FormatError("ae fine-tune stream malformed")
-    n = (rt.N + 1) * 12
-    q = decode_indexed(data[2:], np.full(n, data[1]), rt.freqs, rt.offsets)
-    return q.reshape(rt.N + 1, 12).astype(np.float64) * 2.0 ** -data[0]
+    return rt.coder.decode(data, (rt.N + 1) * 12).reshape(rt.N + 1, 12)
+
+
+def _to8(img: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(img * 255.0), 0, 255) / 255.0
 
 
 def finetune(rt: _Runtime, syn, y_ig: np.ndarray, x: np.ndarray, lam: float,
-             bits0: float, check: bool = True) -> tuple[bytes | None, np.ndarray | None, list[str]]:
-    """Refit the narrow decoder part to image ``x`` (3, H, W in [0,1]); return (stream or None,
-    reconstruction float, notes). Kept only when bpp + lam * 255^2 * MSE improves: measured
-    on the 8-bit reconstruction when ``check``, else from the exact quadratic form of the
-    unclamped error (then no reconstruction is returned)."""
+             bits0: float) -> tuple[list[bytes], int, np.ndarray, list[str]]:
+    """Refit the decoder to image ``x`` (3, H, W in [0,1]) in two least-squares stages: the
+    tail's centre tap + bias (12 x (N+1) numbers), then an adaptive loop filter on the 8-bit
+    result (:mod:`gancomp.codecs.refit`). Each stage is kept only when bpp + lam * 255^2 * MSE,
+    measured on the 8-bit reconstruction, improves. Returns (streams, flags of param ``f``,
+    reconstruction before rounding, notes)."""
     rec0, G, B = synthesize(syn, y_ig, x)
     npix = x.shape[1] * x.shape[2]
-    mse0 = float(((np.clip(np.rint(rec0 * 255), 0, 255) / 255 - x) ** 2).mean())
-    j0 = bits0 / npix + lam * 255 ** 2 * mse0
-    P = G[-1, -1]
-    best = None
-    for mu in FT_RIDGE:
-        D = np.linalg.solve(G + mu * P * np.eye(G.shape[0]), B)
-        for e in FT_STEPS:
-            q = np.rint(D * 2.0 ** e).astype(np.int64)
-            if not q.any():
-                continue
-            d = q * 2.0 ** -e
-            dsse = float(-2 * (d * B).sum() + np.einsum("io,ij,jo->", d, G, d))
-            stream = _encode_delta(rt, q, e)
-            j = (bits0 + 8 * len(stream)) / npix + lam * 255 ** 2 * (mse0 + dsse / (3 * npix))
-            if best is None or j < best[0]:
-                best = (j, stream, d)
-    notes = []
-    if best is not None and best[0] < j0 and not check:
-        notes.append(f"finetune: J {j0:.4f} -> {best[0]:.4f} (predicted) with {len(best[1])} bytes")
-        return best[1], None, notes
+    sse = float(((_to8(rec0) - x) ** 2).sum())
+    streams: list[bytes] = []
+    flags, rec, nbytes, notes = 0, rec0, 0, []
+
+    def j_of(dsse: float, n: int) -> float:
+        return (bits0 + 8 * (nbytes + n)) / npix + lam * 255 ** 2 * (sse + dsse) / (3 * npix)
+
+    j0 = j_of(0.0, 0)
+    # stage 1: the tail (predicted from the unclamped error, then measured)
+    sse_u = float(((rec0 - x) ** 2).sum())
+    best = best_quantized(G, B, rt.coder.encode, lambda dsse, n: j_of(dsse + sse_u - sse, n))
     if best is not None and best[0] < j0:
-        rec = synthesize(_with_delta(syn, best[2]), y_ig)
-        mse1 = float(((np.clip(np.rint(rec * 255), 0, 255) / 255 - x) ** 2).mean())
-        j1 = (bits0 + 8 * len(best[1])) / npix + lam * 255 ** 2 * mse1
-        notes.append(f"finetune: J {j0:.4f} -> {j1:.4f} with {len(best[1])} bytes")
+        rec1 = synthesize(_with_delta(syn, best[2]), y_ig)
+        sse1 = float(((_to8(rec1) - x) ** 2).sum())
+        j1 = j_of(sse1 - sse, len(best[1]))
+        notes.append(f"finetune tail: J {j0:.4f} -> {j1:.4f} with {len(best[1])} bytes")
         if j1 < j0:
-            return best[1], rec, notes
-    notes.append("finetune: no gain, not stored")
-    return None, rec0, notes
+            streams.append(best[1])
+            flags |= FT_TAIL
+            rec, sse, j0, nbytes = rec1, sse1, j1, len(best[1])
+    # stage 2: loop filter on the 8-bit reconstruction
+    lf = loop_filter(rt.coder, _to8(rec), x, j_of)
+    if lf is not None:
+        notes.append(f"finetune filter r={lf[3]}: J {j0:.4f} -> {lf[2]:.4f} with {len(lf[0])} bytes")
+        streams.append(lf[0])
+        flags |= FT_FILTER
+        rec = lf[1]
+    if not flags:
+        notes.append("finetune: no gain, not stored")
+    return streams, flags, rec, notes
+
+
+def refit_synthesis(rt: _Runtime, syn, flags: int, streams: list[bytes]):
+    """(synthesis, filter or None, streams used) for a file's refit streams."""
+    pos = 0
+    if flags & FT_TAIL:
+        syn = _with_delta(syn, _decode_delta(rt, streams[pos]))
+        pos += 1
+    filt = None
+    if flags & FT_FILTER:
+        filt = decode_filter(rt.coder, streams[pos])
+        pos += 1
+    return syn, filt, pos
 
 
 # ---------------------------------------------------------------------------------------------
 
-def _pad(image: np.ndarray) -> np.ndarray:
+def _pad(image: np.ndarray, unit: int = BLOCK) -> np.ndarray:
     h, w, _ = image.shape
-    ph, pw = -h % BLOCK, -w % BLOCK
+    ph, pw = -h % unit, -w % unit
     return np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else image
 
 
@@ -350,7 +381,7 @@ def _pad(image: np.ndarray) -> np.ndarray:
 class AECodec(Codec):
     name = "ae"
     codec_id = 8
-    version = 1
+    version = 2             # 2: param ``d`` (down=2 first pass); version 1 files decode as d=1
     channels = (3,)
     description = "block CNN-AE of seed 001 with entropy-coded latents; progressive, fine-tuned, GAN decoder"
     encode_options = (
@@ -359,11 +390,17 @@ class AECodec(Codec):
         Option("finetune", bool, False, "refit the decoder's last layer to the image (CNN-AE-FT)"),
         Option("decoder", str, "mse", "synthesis: mse (CNN-AE) or gan (GAN-AE, L2 + LSGAN)",
                choices=("mse", "gan")),
+        Option("down", int, 1, "2: code pass 1 at half resolution, decoded to full size by the "
+               "model's upsampling generator (low rates; coarse progressive first pass)",
+               lo=1, hi=2),
     )
     decode_options = (
         Option("passes", int, None, "decode only the first k passes of a progressive file",
                lo=1, hi=8),
     )
+
+    def file_defaults(self, version: int) -> dict[str, Any]:
+        return {"d": 1} if version >= 2 else {}
 
     def quality_range(self) -> tuple[float, float]:
         return (0.0, 100.0)
@@ -387,9 +424,13 @@ class AECodec(Codec):
         q100 = int(round(q * 100))
         model_id, sha = _model_ref(opts.get("model"))
         rt = _runtime(model_id, sha)
+        down = opts["down"]
+        if down == 2 and rt.up is None:
+            raise InputError(f"model {model_id} has no upsampling generator; down=2 needs ae-v2 "
+                             f"or later")
         t = rt.t_of(q100)
         h, w, _ = image.shape
-        img = _pad(image)
+        img = _pad(image, BLOCK * down)
         x = img.transpose(2, 0, 1).astype(np.float64) / 255.0
         streams: list[bytes] = []
         recons, notes = [], []
@@ -397,31 +438,34 @@ class AECodec(Codec):
         ft = 0
         for k in range(opts["passes"]):
             model = rt.base if k == 0 else rt.res
-            src = img if k == 0 else (0.5 + RES_SCALE * (x - rec)).transpose(1, 2, 0)
+            target = _downsample(x) if (k == 0 and down == 2) else x
+            if k == 0:
+                src = img if down == 1 else target.transpose(1, 2, 0)
+            else:
+                src = (0.5 + RES_SCALE * (x - rec)).transpose(1, 2, 0)
             y = analyze(model, src, t)
             sym = np.rint(y).astype(np.int64)
             streams += encode_latent(rt, sym)
             _, ig = model.gains(t)
             y_ig = sym * ig[0].numpy()
             syn = rt.gan if (k == 0 and opts["decoder"] == "gan") else model.g_s
+            last = not _recons and k + 1 == opts["passes"]
             if k == 0 and opts["finetune"]:
                 lam = float(model.lam(t))
                 bits0 = 8 * sum(len(s) for s in streams)
-                last = not _recons and k + 1 == opts["passes"]
-                fs, out, nts = finetune(rt, syn, y_ig, x, lam, bits0, check=not last)
+                fs, ft, out, nts = finetune(rt, syn, y_ig, target, lam, bits0)
                 notes += nts
-                if fs is not None:
-                    streams.append(fs)
-                    ft = 1
-                if out is None:
-                    break
-            elif _recons or k + 1 < opts["passes"]:
+                streams += fs
+            elif not last:
                 out = synthesize(syn, y_ig)
             else:
                 break
+            if k == 0 and down == 2:
+                out = upsample(rt.up, _next(None, out, 0))
             rec = _next(rec, out, k)
             recons.append(to_uint8(rec)[:h, :w])
-        params = {"q": q100, "P": opts["passes"], "g": int(opts["decoder"] == "gan"), "f": ft}
+        params = {"q": q100, "P": opts["passes"], "g": int(opts["decoder"] == "gan"), "f": ft,
+                  "d": down}
         return Encoded(params, streams, model_id=model_id, model_sha256=sha, notes=notes), recons
 
     def decode(self, params, streams, width, height, channels, model_id="", model_sha256="",
@@ -431,12 +475,14 @@ class AECodec(Codec):
         torch.set_num_threads(1)
         opts = self.decode_opts(options)
         try:
-            q100, P, g, ft = (int(params[k]) for k in ("q", "P", "g", "f"))
+            q100, P, g, f = (int(params[k]) for k in ("q", "P", "g", "f"))
+            down = int(params.get("d", 1))
         except (KeyError, TypeError, ValueError):
             raise FormatError("ae params missing or malformed") from None
-        if not 0 <= q100 <= 10000 or not 1 <= P <= 8 or g not in (0, 1) or ft not in (0, 1) \
-                or channels != 3:
+        if not 0 <= q100 <= 10000 or not 1 <= P <= 8 or g not in (0, 1) or not 0 <= f <= 3 \
+                or down not in (1, 2) or channels != 3:
             raise FormatError("ae params out of range")
+        ft = bin(f).count("1")                # refit streams after pass 1
         present = (len(streams) - ft) // 2
         if len(streams) < 2 + ft or (len(streams) - ft) % 2 or present > P:
             raise FormatError(f"ae file has {len(streams)} streams, inconsistent with {P} passes")
@@ -449,20 +495,30 @@ class AECodec(Codec):
         if not model_id:
             raise FormatError("ae file names no model")
         rt = _runtime(model_id, model_sha256)
+        if down == 2 and rt.up is None:
+            raise FormatError(f"ae file needs an upsampling generator; model {model_id} has none")
         t = rt.t_of(q100)
-        H, W = -(-height // BLOCK) * BLOCK, -(-width // BLOCK) * BLOCK
+        unit = BLOCK * down
+        H, W = -(-height // unit) * unit, -(-width // unit) * unit
         rec = None
         pos = 0
         for k in range(want):
             model = rt.base if k == 0 else rt.res
-            sym = decode_latent(rt, streams[pos:pos + 2], rt.C, H // 4, W // 4)
+            s = down if k == 0 else 1
+            sym = decode_latent(rt, streams[pos:pos + 2], rt.C, H // (4 * s), W // (4 * s))
             pos += 2
             _, ig = model.gains(t)
             syn = rt.gan if (k == 0 and g) else model.g_s
-            if k == 0 and ft:
-                syn = _with_delta(syn, _decode_delta(rt, streams[pos]))
-                pos += 1
-            rec = _next(rec, synthesize(syn, sym * ig[0].numpy()), k)
+            filt = None
+            if k == 0 and f:
+                syn, filt, n = refit_synthesis(rt, syn, f, streams[pos:])
+                pos += n
+            out = synthesize(syn, sym * ig[0].numpy())
+            if filt is not None:
+                out = apply_filter(_to8(out), *filt)
+            if k == 0 and down == 2:
+                out = upsample(rt.up, _next(None, out, 0))
+            rec = _next(rec, out, k)
         return np.ascontiguousarray(to_uint8(rec)[:height, :width])
 
 
@@ -483,7 +539,7 @@ def truncate_passes(data: bytes, k: int) -> bytes:
     c = ct.unpack(data)
     if c.codec_id != AECodec.codec_id:
         raise InputError("not an ae file")
-    P, ft = int(c.params["P"]), int(c.params["f"])
+    P, ft = int(c.params["P"]), bin(int(c.params["f"])).count("1")
     if not 1 <= k <= P:
         raise InputError(f"file has {P} passes; cannot keep {k}")
     c.streams = c.streams[:2 * k + ft]

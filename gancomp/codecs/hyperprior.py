@@ -15,6 +15,13 @@ streams; each tile's means and scales come from h_s over its z neighbourhood (4 
 context), so they equal the whole-image values exactly, and g_s runs on overlapping latent
 tiles (4 latent positions of context): no seam at tile edges. Pixels come from the float g_s.
 
+Codec version 3 adds ``--adapt`` (param ``a`` = 1, absent = 0): one more stream after the
+tiles holds per-image least-squares refits (:mod:`gancomp.codecs.refit`, shared with ``ae
+--finetune``): bit 0 of ``a``, the centre taps of g_s's last layer per output phase plus a
+per-phase bias ((N+1) x 12 numbers, a 1x1 conv of its input features, pixel-shuffled); bit
+1, a loop filter on the decoded 8-bit image. Each is counted in the size and kept only when
+it lowers bpp + lambda * 255^2 * MSE. Files without ``a`` are version-2 bitstreams.
+
 Codec version 1 (hp-a1 files, no ``l``): independent image tiles, each padded by itself
 (decoded as before; the seams they show are why layout 2 exists).
 
@@ -196,40 +203,64 @@ def _hs_tile(rt: "_Runtime", z_hat: np.ndarray, y0: int, x0: int, th: int, tw: i
     return np.ascontiguousarray(mean[sl]), np.ascontiguousarray(idx[sl])
 
 
-def _synthesis(rt: "_Runtime", y_hat, ig, height: int, width: int, tile: int) -> np.ndarray:
+def _synthesis(rt: "_Runtime", y_hat, ig, height: int, width: int, tile: int,
+               delta: np.ndarray | None = None, target: np.ndarray | None = None):
     """Pixels from the whole latent, g_s run on overlapping latent tiles (MARGIN_S of context,
-    cropped) so that no seam shows at tile edges."""
+    cropped) so that no seam shows at tile edges. ``delta`` ((N+1, 12), ``--adapt``) adds a
+    1x1 conv of g_s's last input features, pixel-shuffled: a refit of the last layer's centre
+    taps per output phase plus a per-phase bias. With ``target`` ((H, W, 3) float, the padded
+    image) also return the normal equations (G, B) of that refit."""
     import torch
+    from torch.nn import functional as F
 
     out = np.empty((height, width, 3), dtype=np.uint8)
     Lh, Lw = y_hat.shape[1:]
     t = tile // 16
+    G = B = None
+    head, last = rt.model.g_s[:-1], rt.model.g_s[-1]
+    dt = None if delta is None else torch.from_numpy(delta.astype(np.float32)).to(rt.device)
     for (u0, v0, uh, vw) in _tiles(Lh, Lw, t):
         a0, a1 = _window(u0, uh, MARGIN_S, Lh)
         b0, b1 = _window(v0, vw, MARGIN_S, Lw)
         part = y_hat[None, :, a0:a1, b0:b1].to(rt.device) * ig
-        x_hat = rt.model.g_s(part)[0].clamp(0, 1)
-        pix = torch.round(x_hat * 255).to(torch.uint8).cpu().numpy().transpose(1, 2, 0)
+        feat = head(part)
+        x_hat = last(feat)
+        if dt is not None:
+            x_hat = x_hat + F.pixel_shuffle(F.conv2d(feat, dt[:-1].T[:, :, None, None], dt[-1]), 2)
         py, px = (u0 - a0) * 16, (v0 - b0) * 16
         h0, w0 = u0 * 16, v0 * 16
         hh, ww = min(uh * 16, height - h0), min(vw * 16, width - w0)
+        if target is not None:
+            f = feat[0, :, py // 2:(py + uh * 16) // 2, px // 2:(px + vw * 16) // 2].double().cpu()
+            A = torch.cat([f.reshape(f.shape[0], -1), torch.ones(1, f[0].numel(), dtype=f.dtype)])
+            r = torch.from_numpy(target[h0:h0 + uh * 16, w0:w0 + vw * 16].transpose(2, 0, 1).copy())
+            r = r - x_hat[0, :, py:py + uh * 16, px:px + vw * 16].double().cpu()
+            T = F.pixel_unshuffle(r[None], 2)[0].reshape(12, -1)
+            G = A @ A.T if G is None else G + A @ A.T
+            B = A @ T.T if B is None else B + A @ T.T
+        pix = torch.round(x_hat[0].clamp(0, 1) * 255).to(torch.uint8).cpu().numpy().transpose(1, 2, 0)
         if hh > 0 and ww > 0:
             out[h0:h0 + hh, w0:w0 + ww] = pix[py:py + hh, px:px + ww]
-    return out
+    return out if target is None else (out, G.numpy(), B.numpy())
 
 
 @register
 class HyperpriorCodec(Codec):
     name = "hyperprior"
     codec_id = 3
-    version = 2
+    version = 3             # 3: optional loop-filter stream (param ``a``)
     channels = (3,)
     description = "learned mean-scale hyperprior (Ballé 2018 / Minnen 2018), deterministic decoding"
     encode_options = (
         Option("model", str, None, "weights id (default: the default hyperprior model)"),
         Option("tile", int, DEFAULT_TILE, "tile size in pixels, a multiple of 64: bounds memory "
                "(tiles overlap, so they leave no seams)", lo=64, hi=4096),
+        Option("adapt", bool, False, "per-image least-squares loop filter on the decoded image, "
+               "coded in the file; kept only when it lowers rate + lambda * distortion"),
     )
+
+    def file_defaults(self, version: int) -> dict[str, Any]:
+        return {"a": 0} if version >= 3 else {}
 
     def quality_range(self) -> tuple[float, float]:
         return (0.0, 100.0)
@@ -255,10 +286,11 @@ class HyperpriorCodec(Codec):
         digest = hashlib.blake2b(digest_size=4)
         off = rt.scale_offset(q100)
         with torch.no_grad():
-            g, _ = rt.model.gains(t)
+            g, ig = rt.model.gains(t)
             y = _analysis(rt, padded, tile, g)
             z_hat = torch.round(rt.model.h_a(y[None].to(rt.device)))[0].cpu().numpy().astype(np.int64)
             tiles = _tiles(H, W, tile)
+            y_hat = torch.empty_like(y)
             for k, (y0, x0, th, tw) in enumerate(tiles):
                 zt = np.ascontiguousarray(z_hat[:, y0 // PAD:(y0 + th) // PAD, x0 // PAD:(x0 + tw) // PAD])
                 mean_int, idx = _hs_tile(rt, z_hat, y0, x0, th, tw, off)
@@ -267,9 +299,17 @@ class HyperpriorCodec(Codec):
                 streams.append(encode_indexed(zt, rt.z_index(zt.shape), rt.z_freqs, rt.z_offsets))
                 streams.append(encode_indexed(sym, idx, rt.y_freqs, rt.y_offsets))
                 _state_hash(digest, zt, sym, mean_int, idx)
+                y_hat[:, y0 // 16:(y0 + th) // 16, x0 // 16:(x0 + tw) // 16] = \
+                    torch.from_numpy((sym + mean_int / 256.0).astype(np.float32))
                 progress.update(k + 1, len(tiles), "tiles")
-        params = {"q": q100, "t": tile, "l": 2, "h": int.from_bytes(digest.digest(), "little")}
-        return Encoded(params, streams, model_id=model_id, model_sha256=sha)
+            notes, adapted = [], 0
+            if opts["adapt"]:
+                fs, adapted, notes = _adapt(rt, y_hat, ig, tile, padded, image,
+                                            float(rt.model.lam(t)), 8 * sum(map(len, streams)))
+                streams += fs
+        params = {"q": q100, "t": tile, "l": 2, "h": int.from_bytes(digest.digest(), "little"),
+                  "a": adapted}
+        return Encoded(params, streams, model_id=model_id, model_sha256=sha, notes=notes)
 
     def decode(self, params, streams, width, height, channels, model_id="", model_sha256="",
                **options) -> np.ndarray:
@@ -277,20 +317,88 @@ class HyperpriorCodec(Codec):
         try:
             q100, tile, want = int(params["q"]), int(params["t"]), int(params["h"])
             layout = int(params.get("l", 1))
+            adapted = int(params.get("a", 0))
+            n_adapt = bin(adapted).count("1") if 0 <= adapted <= 3 else 0
         except (KeyError, TypeError, ValueError):
             raise FormatError("hyperprior params missing or malformed") from None
         if not 0 <= q100 <= 10000 or not 64 <= tile <= 4096 or tile % PAD or channels != 3 \
-                or layout not in (1, 2):
+                or layout not in (1, 2) or not 0 <= adapted <= 3 or (adapted and layout != 2):
             raise FormatError("hyperprior params out of range")
         H, W = (_padded(height), _padded(width)) if layout == 2 else (height, width)
         tiles = _tiles(H, W, tile)
-        if len(streams) != 2 * len(tiles):
-            raise FormatError(f"hyperprior expects {2 * len(tiles)} streams, file has {len(streams)}")
+        if len(streams) != 2 * len(tiles) + n_adapt:
+            raise FormatError(f"hyperprior expects {2 * len(tiles) + n_adapt} streams, file has "
+                              f"{len(streams)}")
         if not model_id:
             raise FormatError("hyperprior file names no model")
         rt = _runtime(model_id, model_sha256, _device(opts.get("device")))
-        decode_tiles = _decode_layout2 if layout == 2 else _decode_layout1
-        return decode_tiles(rt, q100, tiles, streams, width, height, tile, want)
+        if layout == 1:
+            return _decode_layout1(rt, q100, tiles, streams, width, height, tile, want)
+        extra = streams[2 * len(tiles):]
+        delta = filt = None
+        if adapted:
+            from .refit import CoefCoder, decode_filter
+
+            coder = CoefCoder(rt.y_freqs, rt.y_offsets)
+            if adapted & 1:
+                n = rt.model.g_s[-1].weight.shape[0] + 1
+                delta = coder.decode(extra.pop(0), n * 12).reshape(n, 12)
+            if adapted & 2:
+                filt = decode_filter(coder, extra.pop(0))
+        out = _decode_layout2(rt, q100, tiles, streams[:2 * len(tiles)], width, height, tile,
+                              want, delta)
+        if filt is not None:
+            from .refit import apply_filter
+
+            out = _to_u8(apply_filter(out.transpose(2, 0, 1) / 255.0, *filt))
+        return out
+
+
+def _to_u8(img: np.ndarray) -> np.ndarray:
+    """(3, H, W) float [0, 1] -> (H, W, 3) uint8."""
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0).copy()
+
+
+def _adapt(rt: _Runtime, y_hat, ig, tile: int, padded: np.ndarray, image: np.ndarray,
+           lam: float, bits0: float) -> tuple[list[bytes], int, list[str]]:
+    """The ``--adapt`` streams and flags (bit 0: last-layer refit, bit 1: loop filter) for
+    ``image`` (H, W, 3) uint8, each stage kept only when it lowers bpp + lam * 255^2 * MSE
+    measured on the decoded 8-bit image (the refits of ``ae --finetune``,
+    :mod:`gancomp.codecs.refit`)."""
+    from .refit import CoefCoder, best_quantized, loop_filter
+
+    h, w, _ = image.shape
+    coder = CoefCoder(rt.y_freqs, rt.y_offsets)
+    rec, G, B = _synthesis(rt, y_hat, ig, h, w, tile, target=padded / 255.0)
+    x = image.transpose(2, 0, 1) / 255.0
+    npix = h * w
+    sse = float(((rec.transpose(2, 0, 1) / 255.0 - x) ** 2).sum())
+    streams: list[bytes] = []
+    flags, nbytes, notes = 0, 0, []
+
+    def j_of(dsse: float, n: int) -> float:
+        return (bits0 + 8 * (nbytes + n)) / npix + lam * 255 ** 2 * (sse + dsse) / (3 * npix)
+
+    j0 = j_of(0.0, 0)
+    best = best_quantized(G, B, coder.encode, j_of)
+    if best is not None and best[0] < j0:
+        rec1 = _synthesis(rt, y_hat, ig, h, w, tile, delta=best[2])
+        sse1 = float(((rec1.transpose(2, 0, 1) / 255.0 - x) ** 2).sum())
+        j1 = j_of(sse1 - sse, len(best[1]))
+        notes.append(f"adapt last layer: J {j0:.4f} -> {j1:.4f} with {len(best[1])} bytes")
+        if j1 < j0:
+            streams.append(best[1])
+            flags |= 1
+            rec, sse, j0, nbytes = rec1, sse1, j1, len(best[1])
+    lf = loop_filter(coder, rec.transpose(2, 0, 1) / 255.0, x, j_of)
+    if lf is not None:
+        notes.append(f"adapt loop filter r={lf[3]}: J {j0:.4f} -> {lf[2]:.4f} with "
+                     f"{len(lf[0])} bytes")
+        streams.append(lf[0])
+        flags |= 2
+    if not flags:
+        notes.append("adapt: no gain, not stored")
+    return streams, flags, notes
 
 
 def _decode_layout1(rt: _Runtime, q100: int, tiles, streams, width: int, height: int,
@@ -324,7 +432,7 @@ def _decode_layout1(rt: _Runtime, q100: int, tiles, streams, width: int, height:
 
 
 def _decode_layout2(rt: _Runtime, q100: int, tiles, streams, width: int, height: int,
-                    tile: int, want: int) -> np.ndarray:
+                    tile: int, want: int, delta: np.ndarray | None = None) -> np.ndarray:
     """Latent tiles of one whole-image latent: all z first, then each tile's y with means and
     scales from h_s over its z neighbourhood, then g_s on overlapping latent tiles."""
     import torch
@@ -351,4 +459,4 @@ def _decode_layout2(rt: _Runtime, q100: int, tiles, streams, width: int, height:
         raise FormatError("hyperprior latent hash mismatch (entropy-model desync or corrupt stream)")
     with torch.no_grad():
         _, ig = rt.model.gains(t)
-        return _synthesis(rt, y_hat, ig, height, width, tile)
+        return _synthesis(rt, y_hat, ig, height, width, tile, delta)

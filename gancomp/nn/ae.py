@@ -131,3 +131,35 @@ class PatchD(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x - 0.5)
+
+
+class Upsampler(nn.Module):
+    """The generator that decodes a 2x downsampled image (seed 001's first GAN variant, here
+    trained with L2 only): the coarse first pass of ``ae --down 2``. A learned bilinear-
+    initialised transposed conv plus a small residual CNN whose output is pixel-shuffled.
+
+        x^ = .5 + skip(z - .5) + shuffle(body(z - .5))      z: decoded half-resolution image
+    """
+
+    def __init__(self, N: int = 48, depth: int = 5) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [_conv(3, N, 3), nn.ReLU()]
+        for _ in range(depth - 2):
+            layers += [_conv(N, N, 3), nn.ReLU()]
+        layers.append(_conv(N, 12, 3))
+        self.body = nn.Sequential(*layers)
+        self.skip = nn.ConvTranspose2d(3, 3, 4, stride=2, padding=1, bias=False)
+        with torch.no_grad():
+            k1 = torch.tensor([0.25, 0.75, 0.75, 0.25])
+            self.skip.weight.zero_()
+            for c in range(3):
+                self.skip.weight[c, c] = k1[:, None] * k1[None, :]
+            self.body[-1].weight.mul_(0.1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return 0.5 + self.skip(z - 0.5) + F.pixel_shuffle(self.body(z - 0.5), 2)
+
+
+def downsample(x: torch.Tensor) -> torch.Tensor:
+    """The encoder's 2x downsampling (2x2 box mean), shared by training and the codec."""
+    return F.avg_pool2d(x, 2)

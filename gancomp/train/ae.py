@@ -1,17 +1,22 @@
-"""Training of the ``ae`` codec family on 32x32 blocks, in three phases sharing one clock:
+"""Training of the ``ae`` codec family on 32x32 blocks, in four phases sharing one clock:
 
 1. ``base``: the variable-rate block autoencoder (rate + lambda * 255^2 * MSE, lambda drawn
    per sample over the trained levels);
-2. ``res``: the residual autoencoder of ``--passes`` (CNN-RNN-AE): a copy of the base model
+2. ``up``: the generator of ``--down 2`` (seed 001's "generator decoding a downsampled
+   image"): it maps the frozen base's decoding of a 2x box-downsampled 64x64 crop back to
+   full resolution, trained on MSE (the coarse first pass of progressive files);
+3. ``res``: the residual autoencoder of ``--passes`` (CNN-RNN-AE): a copy of the base model
    fine-tuned on residuals ``0.5 + RES_SCALE * (x - x1)`` of the frozen base's reconstruction
-   x1, its distortion measured in image units;
-3. ``gan``: the GAN-AE decoder of ``--decoder gan``: the base synthesis fine-tuned with the
+   x1 (half the steps: x1 of the downsampled first pass), its distortion in image units;
+4. ``gan``: the GAN-AE decoder of ``--decoder gan``: the base synthesis fine-tuned with the
    encoder frozen on lambda * 255^2 * MSE plus a least-squares GAN loss (Mao et al. 2017)
    from a patch discriminator.
 
 ``python -m gancomp.train.ae --data DIR --out DIR --minutes M [--device cuda]`` trains for M
-wall minutes (split 60/20/20 over the phases), checkpoints (safetensors) and resumes, logs
-losses to loss.csv and exports ``<model-id>.safetensors`` + card into --out.
+wall minutes (split 50/20/15/15 over the phases), checkpoints (safetensors) and resumes, logs
+losses to loss.csv and exports ``<model-id>.safetensors`` + card into --out. ``--init
+MODEL.safetensors --phases up=0.6,res=0.4`` continues an exported model with only the named
+phases (e.g. ae-v2: ae-v1 plus the ``up`` generator and a residual model retrained).
 """
 
 from __future__ import annotations
@@ -29,18 +34,22 @@ import numpy as np
 RES_SCALE = 4.0
 CONFIGS: dict[str, dict[str, Any]] = {
     "tiny": {"N": 8, "C": 12, "lambdas": [0.01, 0.1], "batch": 4, "crops_per_image": 2,
-             "max_images": 4, "lr": 1e-3, "adv": 0.05},
+             "max_images": 4, "lr": 1e-3, "adv": 0.05, "up_N": 8, "up_depth": 3, "up_crops": 2},
     "cpu": {"N": 64, "C": 48, "lambdas": [0.003, 0.01, 0.03, 0.1, 0.3], "batch": 32,
-            "crops_per_image": 64, "max_images": 0, "lr": 1e-3, "adv": 0.05},
+            "crops_per_image": 64, "max_images": 0, "lr": 1e-3, "adv": 0.05,
+            "up_N": 48, "up_depth": 5, "up_crops": 24},
     "gpu": {"N": 64, "C": 48, "lambdas": [0.003, 0.01, 0.03, 0.1, 0.3], "batch": 256,
-            "crops_per_image": 150, "max_images": 0, "lr": 1e-3, "adv": 0.05},
+            "crops_per_image": 150, "max_images": 0, "lr": 1e-3, "adv": 0.05,
+            "up_N": 48, "up_depth": 5, "up_crops": 64},
 }
-PHASES = ("base", "res", "gan")
-SHARE = {"base": 0.6, "res": 0.2, "gan": 0.2}
+PHASES = ("base", "up", "res", "gan")
+SHARE = {"base": 0.5, "up": 0.2, "res": 0.15, "gan": 0.15}
+MODELS = ("base", "res", "gan", "disc", "up")
 
 
-def load_crops(data: str, per_image: int, max_images: int, cache: Path, seed: int = 0) -> np.ndarray:
-    """(n, 32, 32, 3) uint8 training blocks from the training split of ``data`` (held-back
+def load_crops(data: str, per_image: int, max_images: int, cache: Path, seed: int = 0,
+               size: int = 32) -> np.ndarray:
+    """(n, size, size, 3) uint8 training blocks from the training split of ``data`` (held-back
     photos and Kodak excluded), cached as .npy in ``cache``."""
     import hashlib
 
@@ -50,29 +59,30 @@ def load_crops(data: str, per_image: int, max_images: int, cache: Path, seed: in
     if max_images:
         files = files[:max_images]
     key = hashlib.sha256(("\n".join(map(str, files)) + f"{per_image}").encode()).hexdigest()[:12]
-    path = cache / f"blocks32_{key}.npy"
+    path = cache / f"blocks{size}_{key}.npy"
     if not path.is_file():
         cache.mkdir(parents=True, exist_ok=True)
-        arr = extract_crops(files, 32, per_image, seed)
+        arr = extract_crops(files, size, per_image, seed)
         np.save(path.with_suffix(".tmp.npy"), arr)
         path.with_suffix(".tmp.npy").replace(path)
     return np.load(path)
 
 
 def build(cfg: dict[str, Any]):
-    """Base, residual and GAN models plus the discriminator."""
-    from ..nn.ae import BlockAE, PatchD
+    """Base, residual and GAN models, the discriminator and the upsampling generator."""
+    from ..nn.ae import BlockAE, PatchD, Upsampler
 
     lam = tuple(cfg["lambdas"])
     return (BlockAE(cfg["N"], cfg["C"], lam), BlockAE(cfg["N"], cfg["C"], lam),
-            BlockAE(cfg["N"], cfg["C"], lam), PatchD(max(8, cfg["N"] // 2)))
+            BlockAE(cfg["N"], cfg["C"], lam), PatchD(max(8, cfg["N"] // 2)),
+            Upsampler(cfg.get("up_N", 48), cfg.get("up_depth", 5)))
 
 
 def _save(path: Path, models, meta: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
     state = {}
-    for name, m in zip(("base", "res", "gan", "disc"), models):
+    for name, m in zip(MODELS, models):
         state.update({f"{name}.{k}": v.detach().float().cpu().contiguous()
                       for k, v in m.state_dict().items()})
     tmp = path.with_suffix(".tmp")
@@ -85,9 +95,10 @@ def _load(path: Path, models) -> dict[str, Any]:
     from safetensors.torch import load_file
 
     state = load_file(str(path))
-    for name, m in zip(("base", "res", "gan", "disc"), models):
-        m.load_state_dict({k[len(name) + 1:]: v for k, v in state.items()
-                           if k.startswith(name + ".")})
+    for name, m in zip(MODELS, models):
+        part = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
+        if part or name != "up":                      # older checkpoints have no "up"
+            m.load_state_dict(part)
     with safe_open(str(path), framework="pt") as f:
         return json.loads(f.metadata()["meta"])
 
@@ -117,14 +128,50 @@ def step_base(model, x, opt, amp):
     return float(loss.detach()), float(bpp.mean().detach()), float(mse.mean().detach())
 
 
-def step_res(base, res, x, opt, amp):
+def first_pass_down(base, up, x, amp):
+    """The 8-bit reconstruction of the ``down=2`` first pass of crops ``x`` (no gradients):
+    the frozen base codes the box-downsampled crop, ``up`` decodes it to full size."""
+    import torch
+
+    from ..nn.ae import downsample
+
+    with torch.no_grad():
+        t = torch.rand(x.shape[0], device=x.device) * (base.levels - 1)
+        with amp():
+            z = base(downsample(x), t)["x_hat"].float()
+        z = torch.round(z.clamp(0, 1) * 255) / 255
+    return z
+
+
+def step_up(base, up, x, opt, amp):
+    """One MSE step of the upsampling generator on 64x64 crops."""
+    import torch
+
+    z = first_pass_down(base, up, x, amp)
+    with amp():
+        out = up(z).float()
+    mse = ((out - x) ** 2).mean()
+    opt.zero_grad(set_to_none=True)
+    (1000 * mse).backward()
+    torch.nn.utils.clip_grad_norm_(up.parameters(), 5.0)
+    opt.step()
+    return float(mse.detach()), 0.0, float(mse.detach())
+
+
+def step_res(base, res, x, opt, amp, up=None):
+    """One step of the residual AE on the residual of a first pass: the base's reconstruction,
+    or (``up`` given, ``x`` 64x64 crops) the downsampled first pass decoded by ``up``."""
     import torch
 
     B = x.shape[0]
     with torch.no_grad():
-        t0 = torch.rand(B, device=x.device) * (base.levels - 1)
-        with amp():
-            x1 = base(x, t0)["x_hat"].float()
+        if up is None:
+            t0 = torch.rand(B, device=x.device) * (base.levels - 1)
+            with amp():
+                x1 = base(x, t0)["x_hat"].float()
+        else:
+            with amp():
+                x1 = up(first_pass_down(base, up, x, amp)).float()
         x1 = torch.round(x1.clamp(0, 1) * 255) / 255
     u = 0.5 + RES_SCALE * (x - x1)
     t = torch.rand(B, device=x.device) * (res.levels - 1)
@@ -168,23 +215,55 @@ def step_gan(gan, disc, x, opt, opt_d, adv, amp):
     return float(loss.detach()), float(g_adv.detach()), float(mse.mean().detach())
 
 
+def load_exported(path: Path, models) -> None:
+    """Initialise base, res, gan.g_s (and up when present) from an exported model file."""
+    import torch
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    base, res, gan, _, up = models
+    for name, m in (("base.", base), ("res.", res), ("gan.g_s.", gan.g_s), ("up.", up)):
+        part = {k[len(name):]: v for k, v in state.items() if k.startswith(name)}
+        if part:
+            m.load_state_dict(part)
+    with torch.no_grad():
+        gan.g_a.load_state_dict(base.g_a.state_dict())
+        gan.skip_a.load_state_dict(base.skip_a.state_dict())
+        for k in ("log_gain", "log_inv_gain", "log_scale"):
+            getattr(gan, k).copy_(getattr(base, k))
+
+
 def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str = "cpu",
-          steps: int = 0, model_id: str = "ae-v1", fresh: bool = False, log=print) -> Path:
-    """Run (or resume) the three phases, then export weights + card into ``out``."""
+          steps: int = 0, model_id: str = "ae-v1", fresh: bool = False, log=print,
+          init: Path | None = None, share: dict[str, float] | None = None) -> Path:
+    """Run (or resume) the phases named in ``share`` (default all, :data:`SHARE`), starting
+    from the exported model ``init`` when given, then export weights + card into ``out``."""
     import contextlib
 
     import torch
 
     torch.set_num_threads(1) if device == "cpu" else None
+    torch.manual_seed(int(cfg.get("seed", 0)))        # fresh runs are reproducible
+    share = dict(share or SHARE)
+    phases = [p for p in PHASES if share.get(p)]
     out.mkdir(parents=True, exist_ok=True)
     crops = load_crops(data, cfg["crops_per_image"], cfg["max_images"], out / "cache")
+    big = load_crops(data, cfg["up_crops"], cfg["max_images"], out / "cache", seed=1, size=64) \
+        if {"up", "res"} & set(phases) else None
     models = build(cfg)
-    base, res, gan, disc = models
+    base, res, gan, disc, up = models
     ckpt = out / "checkpoint.safetensors"
-    meta = {"phase": "base", "steps": {p: 0 for p in PHASES}, "seconds": {p: 0.0 for p in PHASES}}
+    meta = {"phase": phases[0], "steps": {p: 0 for p in PHASES},
+            "seconds": {p: 0.0 for p in PHASES}, "init": str(init) if init else None}
     if ckpt.is_file() and not fresh:
         meta = _load(ckpt, models)
         log(f"resumed from {ckpt}: {meta}")
+    elif init is not None:
+        load_exported(init, models)
+        log(f"initialised from {init}")
+    for p in PHASES:                                   # checkpoints of older runs
+        meta["steps"].setdefault(p, 0)
+        meta["seconds"].setdefault(p, 0.0)
     for m in models:
         m.to(device)
         if device == "cuda":
@@ -192,27 +271,32 @@ def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str
     amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device == "cuda" \
         else contextlib.nullcontext
     rng = np.random.default_rng(1234 + sum(meta["steps"].values()))
-    budget = {p: minutes * 60 * SHARE[p] for p in PHASES}
+    budget = {p: minutes * 60 * share[p] for p in phases}
     log_path = out / "loss.csv"
     new_log = not log_path.is_file()
+    start = phases.index(meta["phase"]) if meta["phase"] in phases else len(phases)
     with open(log_path, "a", newline="") as fh:
         w = csv.writer(fh)
         if new_log:
             w.writerow(["phase", "step", "seconds", "loss", "bpp_or_adv", "mse"])
-        for phase in PHASES[PHASES.index(meta["phase"]):]:
+        for phase in phases[start:]:
             meta["phase"] = phase
-            if phase == "res" and meta["steps"]["res"] == 0:
+            if phase == "res" and meta["steps"]["res"] == 0 and init is None:
                 res.load_state_dict(base.state_dict())
-            if phase == "gan" and meta["steps"]["gan"] == 0:
+            if phase == "gan" and meta["steps"]["gan"] == 0 and init is None:
                 gan.load_state_dict(base.state_dict())
-            trainable = {"base": base, "res": res, "gan": gan.g_s}[phase]
+            trainable = {"base": base, "up": up, "res": res, "gan": gan.g_s}[phase]
             opt = torch.optim.Adam(trainable.parameters(), lr=cfg["lr"])
             opt_d = torch.optim.Adam(disc.parameters(), lr=cfg["lr"], betas=(0.5, 0.999))
-            cap = steps * SHARE[phase] if steps else math.inf
+            cap = steps * share[phase] if steps else math.inf
             t_start = time.time() - meta["seconds"][phase]
             last_ck = time.time()
             for m in models:
                 m.train()
+            if phase != "base":
+                base.eval()
+            if phase == "res":
+                up.eval()
             while meta["steps"][phase] < cap and (steps or time.time() - t_start < budget[phase]):
                 frac = (time.time() - t_start) / max(budget[phase], 1e-9) if not steps else \
                     meta["steps"][phase] / cap
@@ -220,13 +304,20 @@ def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str
                 for o in (opt, opt_d):
                     for gr in o.param_groups:
                         gr["lr"] = lr
-                x = _batch(crops, cfg["batch"], rng, device)
+                k = meta["steps"][phase]
                 if phase == "base":
-                    r = step_base(base, x, opt, amp)
+                    r = step_base(base, _batch(crops, cfg["batch"], rng, device), opt, amp)
+                elif phase == "up":
+                    r = step_up(base, up, _batch(big, max(1, cfg["batch"] // 4), rng, device),
+                                opt, amp)
+                elif phase == "res" and k % 2:
+                    r = step_res(base, res, _batch(big, max(1, cfg["batch"] // 4), rng, device),
+                                 opt, amp, up=up)
                 elif phase == "res":
-                    r = step_res(base, res, x, opt, amp)
+                    r = step_res(base, res, _batch(crops, cfg["batch"], rng, device), opt, amp)
                 else:
-                    r = step_gan(gan, disc, x, opt, opt_d, cfg["adv"], amp)
+                    r = step_gan(gan, disc, _batch(crops, cfg["batch"], rng, device), opt,
+                                 opt_d, cfg["adv"], amp)
                 meta["steps"][phase] += 1
                 meta["seconds"][phase] = time.time() - t_start
                 k = meta["steps"][phase]
@@ -243,12 +334,12 @@ def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str
     return export(models, cfg, meta, data, out, model_id, device)
 
 
-def export_arrays(base, res, gan) -> dict[str, np.ndarray]:
-    """Shipped arrays: base.*, res.*, gan.g_s.* (fp32) and the Gaussian code tables."""
+def export_arrays(base, res, gan, up=None) -> dict[str, np.ndarray]:
+    """Shipped arrays: base.*, res.*, gan.g_s.*, up.* (fp32) and the Gaussian code tables."""
     from .export import gaussian_tables
 
     arrays: dict[str, np.ndarray] = {}
-    for name, m in (("base", base), ("res", res)):
+    for name, m in (("base", base), ("res", res)) + ((("up", up),) if up is not None else ()):
         for k, v in m.state_dict().items():
             arrays[f"{name}.{k}"] = v.detach().float().cpu().contiguous().numpy()
     for k, v in gan.g_s.state_dict().items():
@@ -262,7 +353,7 @@ def export(models, cfg, meta, data, out: Path, model_id: str, device: str,
            results: Any = None) -> Path:
     from .. import weights
 
-    base, res, gan, _ = (m.float().cpu().eval() for m in models)
+    base, res, gan, _, up = (m.float().cpu().eval() for m in models)
     card = {
         "id": model_id, "codec": "ae", "default": True,
         "architecture": (
@@ -274,21 +365,26 @@ def export(models, cfg, meta, data, out: Path, model_id: str, device: str,
             f"scale chosen per image and a per-block scale offset. Arrays base.* (CNN-AE), res.* "
             f"(residual AE of --passes, input 0.5 + {RES_SCALE:g} * residual), gan.g_s.* "
             f"(GAN-AE decoder of --decoder gan: L2 + least-squares GAN loss, adv weight "
-            f"{cfg['adv']}, patch discriminator, encoder frozen)"),
+            f"{cfg['adv']}, patch discriminator, encoder frozen), up.* (generator decoding the "
+            f"2x box-downsampled image for --down 2: bilinear-initialised transposed conv + "
+            f"{cfg.get('up_depth', 5)} conv3 layers of {cfg.get('up_N', 48)} channels, pixel "
+            f"shuffle; L2 loss only)"),
         "adversarial_loss": "least-squares GAN (LSGAN), not WGAN-GP",
         "config": cfg,
         "data": f"{data}: training split (held-back photos excluded), "
-                f"{cfg['crops_per_image']} random 32x32 crops per image, half from 0.5-1x "
-                f"downscaled copies; never Kodak",
+                f"{cfg['crops_per_image']} random 32x32 crops per image (base, res, gan) and "
+                f"{cfg.get('up_crops', 0)} random 64x64 crops per image (up, and every second "
+                f"res step), half from 0.5-1x downscaled copies; never Kodak",
+        "init": meta.get("init"),
         "steps": meta["steps"], "seconds": {k: round(v) for k, v in meta["seconds"].items()},
         "device": device, "batch": cfg["batch"],
         "results": results,
     }
-    return weights.save(export_arrays(base, res, gan), card, out, model_id)
+    return weights.save(export_arrays(base, res, gan, up), card, out, model_id)
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m gancomp.train.ae", description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None, prog: str = "python -m gancomp.train.ae") -> None:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--config", default="cpu", help="tiny, cpu, gpu or a JSON file")
     p.add_argument("--data", required=True, help="folder of training photos (never Kodak)")
     p.add_argument("--out", required=True, help="run folder: checkpoint, loss.csv, exported model")
@@ -297,6 +393,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--model-id", default="ae-v1")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--init", type=Path, help="start from this exported .safetensors model")
+    p.add_argument("--phases", help="phases and time shares, e.g. up=0.6,res=0.4 "
+                                    "(default: all, 50/20/15/15)")
     p.add_argument("--export-only", action="store_true",
                    help="export the run's current checkpoint without training")
     a = p.parse_args(argv)
@@ -307,7 +406,13 @@ def main(argv: list[str] | None = None) -> None:
         meta = _load(Path(a.out) / "checkpoint.safetensors", models)
         print(f"exported: {export(models, cfg, meta, a.data, Path(a.out), a.model_id, a.device)}")
         return
-    path = train(cfg, a.data, Path(a.out), a.minutes, a.device, a.steps, a.model_id, a.fresh)
+    share = None
+    if a.phases:
+        share = {k: float(v) for k, v in (kv.split("=") for kv in a.phases.split(","))}
+        if not set(share) <= set(PHASES):
+            p.error(f"--phases: names must be among {', '.join(PHASES)}")
+    path = train(cfg, a.data, Path(a.out), a.minutes, a.device, a.steps, a.model_id, a.fresh,
+                 init=a.init, share=share)
     print(f"exported: {path}")
 
 
