@@ -255,3 +255,26 @@ def test_texture_loss_prefers_texture_to_blur():
     shifted = torch.roll(x, 7, dims=3)
     assert texture_loss(x, x).item() < 1e-6
     assert texture_loss(blur, x).item() > 3 * texture_loss(shifted, x).item()
+
+
+def test_torch_ssimulacra2_matches_the_package(rgb):
+    """The differentiable port scores what the ``ssimulacra2`` package scores (a blurred and
+    a noisy copy of the test image) and has a gradient."""
+    import torch
+    from PIL import ImageFilter
+
+    pytest.importorskip("ssimulacra2")
+    from gancomp.benchmarks.generative import ssimulacra2
+    from gancomp.nn import ssimulacra2_torch as S
+
+    noisy = np.clip(rgb + np.random.default_rng(0).normal(0, 10, rgb.shape), 0, 255).astype(np.uint8)
+    blurred = np.asarray(Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(1.5)))
+
+    def t(a):
+        return torch.from_numpy(a.transpose(2, 0, 1)[None].astype(np.float64) / 255)
+
+    for d in (noisy, blurred):
+        assert abs(S.score(t(rgb), t(d)).item() - ssimulacra2(rgb, d)) < 0.05
+    x = t(blurred).requires_grad_(True)
+    S.loss(t(rgb), x).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
