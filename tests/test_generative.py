@@ -171,3 +171,110 @@ def test_shipped_model_roundtrip(rgb):
     out = api.decode(data).pixels
     assert out.shape == rgb.shape
     assert np.mean((out.astype(float) - rgb) ** 2) < np.mean((rgb.astype(float) - rgb.mean()) ** 2)
+
+
+@pytest.fixture(scope="module")
+def frozen_a2(tmp_path_factory):
+    """One generator step on hp-a2's frozen rate path with the half-resolution generator,
+    exported with a decoder-side strength; None when hp-a2 is not installed."""
+    from gancomp.train import generative
+    from gancomp.weights import list_models
+
+    if "hp-a2" not in {c.id for c in list_models()}:
+        return None
+    root = tmp_path_factory.mktemp("a2")
+    generative.main(["--preset", "a2-cpu", "--data", str(DATA), "--out", str(root / "g"),
+                     "--steps", "1", "--crop", "64", "--batch", "1", "--quiet",
+                     "--config", '{"per_image": 1, "gan_start": 0.0, "gen_width": 4}'])
+    generative.export(root / "g" / "checkpoint.safetensors", root / "models", "gen-a2-test",
+                      strength=1.5)
+    return root / "models"
+
+
+def test_frozen_rate_path_is_the_source_models(frozen_a2, rgb, monkeypatch):
+    """A generator trained on hp-a2's frozen transforms ships hp-a2's integer h_s, tables and
+    scale offsets, so its files have hp-a2's latents: the same size as hp-a2's at the same
+    lambda (quality 0 = hp-a2's quality 0; quality 100 = its 5th of 8 levels)."""
+    from safetensors.numpy import load_file
+
+    if frozen_a2 is None:
+        pytest.skip("hp-a2 not installed")
+    monkeypatch.setenv("GANCOMP_MODEL_PATH", str(frozen_a2))
+    ours = load_file(str(frozen_a2 / "gen-a2-test.safetensors"))
+    from gancomp.weights import load
+
+    src, _ = load("hp-a2")
+    assert np.array_equal(ours["scale_offsets"], src["scale_offsets"].reshape(8, -1)[:5])
+    assert np.array_equal(ours["hs_int.1.weight"], src["hs_int.1.weight"])
+    for q_gen, q_hp in ((0, 0), (100, 400 / 7)):
+        a = api.encode_array(rgb, codec="generative", quality=q_gen, model="gen-a2-test")
+        b = api.encode_array(rgb, codec="hyperprior", quality=q_hp, model="hp-a2")
+        assert abs(len(a) - len(b)) <= 24, (q_gen, len(a), len(b))
+        mse = api.decode(a, decoder="mse").pixels
+        ref = api.decode(b).pixels
+        assert np.abs(mse.astype(int) - ref).mean() < 1.0
+
+
+def test_half_generator_and_strength(frozen_a2, rgb, monkeypatch, tmp_path):
+    """Generator v2 decodes, applies the shipped strength (gan = mse + 1.5 * residual) and
+    is identical in another process with another kernel set."""
+    import torch
+
+    from gancomp.codecs.generative import _runtime
+
+    if frozen_a2 is None:
+        pytest.skip("hp-a2 not installed")
+    monkeypatch.setenv("GANCOMP_MODEL_PATH", str(frozen_a2))
+    data = api.encode_array(rgb, codec="generative", quality=30, model="gen-a2-test")
+    h = api.read_header(data)
+    rt = _runtime("gen-a2-test", h.model_sha256_prefix, "cpu")
+    assert rt.strength == 1.5 and rt.model.gen_kind == 2
+    assert rt.model.gen.noise_shape(torch.zeros(1, 3, 64, 128)) == (1, 1, 32, 64)
+    gan = api.decode(data).pixels
+    src = tmp_path / "a.gcz"
+    src.write_bytes(data)
+    code = ("import sys, numpy as np; from gancomp import api; "
+            "np.save(sys.argv[2], api.decode(open(sys.argv[1], 'rb').read()).pixels)")
+    e = dict(os.environ, PYTHONPATH=str(ROOT), GANCOMP_MODEL_PATH=str(frozen_a2),
+             OMP_NUM_THREADS="2", ATEN_CPU_CAPABILITY="default")
+    subprocess.run([sys.executable, "-c", code, str(src), str(tmp_path / "o.npy")], check=True,
+                   env=e, timeout=300)
+    assert np.array_equal(np.load(tmp_path / "o.npy"), gan)
+
+
+def test_texture_loss_prefers_texture_to_blur():
+    """Local-std matching: a blurred copy scores worse than a shifted copy (same texture
+    energy, wrong place), and an identical copy scores 0."""
+    import torch
+    import torch.nn.functional as F
+
+    from gancomp.nn.generative import texture_loss
+
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    blur = F.avg_pool2d(x, 5, 1, 2, count_include_pad=False)
+    shifted = torch.roll(x, 7, dims=3)
+    assert texture_loss(x, x).item() < 1e-6
+    assert texture_loss(blur, x).item() > 3 * texture_loss(shifted, x).item()
+
+
+def test_torch_ssimulacra2_matches_the_package(rgb):
+    """The differentiable port scores what the ``ssimulacra2`` package scores (a blurred and
+    a noisy copy of the test image) and has a gradient."""
+    import torch
+    from PIL import ImageFilter
+
+    pytest.importorskip("ssimulacra2")
+    from gancomp.benchmarks.generative import ssimulacra2
+    from gancomp.nn import ssimulacra2_torch as S
+
+    noisy = np.clip(rgb + np.random.default_rng(0).normal(0, 10, rgb.shape), 0, 255).astype(np.uint8)
+    blurred = np.asarray(Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(1.5)))
+
+    def t(a):
+        return torch.from_numpy(a.transpose(2, 0, 1)[None].astype(np.float64) / 255)
+
+    for d in (noisy, blurred):
+        assert abs(S.score(t(rgb), t(d)).item() - ssimulacra2(rgb, d)) < 0.05
+    x = t(blurred).requires_grad_(True)
+    S.loss(t(rgb), x).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0

@@ -46,8 +46,11 @@ class _Runtime:
         arch = [int(v) for v in arrays["arch"]]
         N, M, Nh, width, noise = arch[:5]
         last = arch[5] if len(arch) > 5 else width
+        kind = arch[6] if len(arch) > 6 else 1  # 2: half-resolution generator
+        if kind not in (1, 2):
+            raise ModelError(f"unknown generator kind {kind}")
         lambdas = tuple(np.exp(arrays["log_lambdas"].astype(np.float64)).tolist())
-        model = GenerativeModel(N, M, Nh, lambdas, width, bool(noise), last)
+        model = GenerativeModel(N, M, Nh, lambdas, width, bool(noise), last, kind)
         state = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in arrays.items()
                  if k.startswith(("g_a.", "g_s.", "h_a.", "gen.")) or k in (
                      "log_gain", "log_inv_gain", "log_lambdas")}
@@ -70,6 +73,23 @@ class _Runtime:
         self.bounds = arrays["scale_bounds"].astype(np.int64)
         self.z_freqs = arrays["z_freqs"].astype(np.int64)
         self.z_offsets = arrays["z_offsets"].astype(np.int64)
+        so = arrays.get("scale_offsets")  # absent before gen-a2: no offsets, as it was coded
+        self.scale_offsets = None if so is None else np.asarray(so, np.int64).reshape(
+            model.levels, M)
+        # decoder-side strength of the generator's residual (chosen on training crops)
+        self.strength = float(arrays["gen_strength"][0]) if "gen_strength" in arrays else 1.0
+
+    def offsets(self, q100: np.ndarray) -> np.ndarray | None:
+        """(M, h, w) integer log-scale offsets (at 2^8) for a grid of integer qualities
+        (0..10000): per-level offsets interpolated in integer arithmetic, as in hyperprior."""
+        so = self.scale_offsets
+        if so is None:
+            return None
+        p = q100.astype(np.int64) * (so.shape[0] - 1)
+        i = np.minimum(p // 10000, so.shape[0] - 2)
+        r = p - i * 10000
+        return ((so[i] * (10000 - r)[..., None] + so[i + 1] * r[..., None]) // 10000
+                ).transpose(2, 0, 1)
 
     def gains(self, tmap: np.ndarray):
         import torch
@@ -77,13 +97,17 @@ class _Runtime:
         t = torch.from_numpy(tmap.astype(np.float64))[None].to(self.device)
         return self.model.gain_maps(t)
 
-    def entropy_params(self, z_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Integer means (at 2^8) and scale indexes from integer z: exact on any machine."""
+    def entropy_params(self, z_hat: np.ndarray, offset: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Integer means (at 2^8) and scale indexes from integer z: exact on any machine.
+        ``offset`` (M, h, w) is added to the integer log-scales first."""
         from ..nn.intnet import run
 
         out = run(self.hs, z_hat)
-        return out[:self.M].astype(np.int64), np.searchsorted(
-            self.bounds, out[self.M:].astype(np.int64), side="right")
+        log_s = out[self.M:].astype(np.int64)
+        if offset is not None:
+            log_s = log_s + offset
+        return out[:self.M].astype(np.int64), np.searchsorted(self.bounds, log_s, side="right")
 
     def z_index(self, shape: tuple[int, ...]) -> np.ndarray:
         return np.broadcast_to(np.arange(shape[0])[:, None, None], shape)
@@ -264,12 +288,12 @@ class GenerativeCodec(Codec):
             for (y0, x0, th, tw) in _tiles(h, w, tile):
                 part = image[y0:y0 + th, x0:x0 + tw]
                 part = np.pad(part, ((0, _padded(th) - th), (0, _padded(tw) - tw), (0, 0)), mode="edge")
-                tmap = _rate_map(rt, q100, k100, mask, y0, x0, part.shape[0], part.shape[1])
-                g, _ = rt.gains(tmap)
+                qmap = _q_map(q100, k100, mask, y0, x0, part.shape[0], part.shape[1])
+                g, _ = rt.gains(qmap / 10000.0 * (rt.model.levels - 1))
                 x = torch.from_numpy(part.transpose(2, 0, 1).astype(np.float64) / 255.0)[None]
                 y = rt.model.g_a(x.to(rt.device)) * g
                 z_hat = torch.round(rt.model.h_a(y))[0].cpu().numpy().astype(np.int64)
-                mean_int, idx = rt.entropy_params(z_hat)
+                mean_int, idx = rt.entropy_params(z_hat, rt.offsets(qmap))
                 sym = np.rint(y[0].double().cpu().numpy() - mean_int / 256.0).astype(np.int64)
                 streams.append(encode_indexed(z_hat, rt.z_index(z_hat.shape), rt.z_freqs, rt.z_offsets))
                 streams.append(encode_indexed(sym, idx, rt.y_freqs, rt.y_offsets))
@@ -306,12 +330,12 @@ class GenerativeCodec(Codec):
         with torch.no_grad():
             for k, (y0, x0, th, tw) in enumerate(tiles):
                 ph, pw = _padded(th), _padded(tw)
-                tmap = _rate_map(rt, q100, k100, mask, y0, x0, ph, pw)
-                _, ig = rt.gains(tmap)
+                qmap = _q_map(q100, k100, mask, y0, x0, ph, pw)
+                _, ig = rt.gains(qmap / 10000.0 * (rt.model.levels - 1))
                 zs = (rt.z_freqs.shape[0], ph // PAD, pw // PAD)
                 z_hat = decode_indexed(streams[2 * k], rt.z_index(zs), rt.z_freqs,
                                        rt.z_offsets).reshape(zs)
-                mean_int, idx = rt.entropy_params(z_hat)
+                mean_int, idx = rt.entropy_params(z_hat, rt.offsets(qmap))
                 sym = decode_indexed(streams[2 * k + 1], idx, rt.y_freqs, rt.y_offsets)
                 sym = sym.reshape(mean_int.shape)
                 _state_hash(digest, z_hat, sym, mean_int, idx)
@@ -321,8 +345,11 @@ class GenerativeCodec(Codec):
                 pix = x_mse
                 if gan:
                     noise = torch.from_numpy(np.random.default_rng(k).standard_normal(
-                        (1, 1, ph, pw))).to(rt.device)
-                    pix = rt.model.gen(y_hat, x_mse, noise).clamp(0, 1)
+                        rt.model.gen.noise_shape(x_mse))).to(rt.device)
+                    pix = rt.model.gen(y_hat, x_mse, noise)
+                    if rt.strength != 1.0:
+                        pix = x_mse + rt.strength * (pix - x_mse)
+                    pix = pix.clamp(0, 1)
                 pix = (pix[0] * 255).double().cpu().numpy().transpose(1, 2, 0)[:th, :tw]
                 if gan and mask is not None:
                     wgt = blend_weight(mask, height, width)[y0:y0 + th, x0:x0 + tw, None]
@@ -334,14 +361,14 @@ class GenerativeCodec(Codec):
         return out
 
 
-def _rate_map(rt: _Runtime, q100: int, k100: int, mask: np.ndarray | None, y0: int, x0: int,
-              ph: int, pw: int) -> np.ndarray:
-    """Rate positions on a tile's latent grid: -q's everywhere, keep quality in kept blocks."""
-    top = rt.model.levels - 1
+def _q_map(q100: int, k100: int, mask: np.ndarray | None, y0: int, x0: int,
+           ph: int, pw: int) -> np.ndarray:
+    """Integer qualities (x100) on a tile's latent grid: -q's everywhere, keep quality in kept
+    blocks (the rate position of a cell is q / 10000 * (levels - 1))."""
     hl, wl = ph // BLOCK, pw // BLOCK
-    t = np.full((hl, wl), q100 / 10000.0 * top)
+    q = np.full((hl, wl), q100, np.int64)
     if mask is not None:
         rows = np.minimum(y0 // BLOCK + np.arange(hl), mask.shape[0] - 1)
         cols = np.minimum(x0 // BLOCK + np.arange(wl), mask.shape[1] - 1)
-        t = np.where(mask[np.ix_(rows, cols)], k100 / 10000.0 * top, t)
-    return t
+        q = np.where(mask[np.ix_(rows, cols)], k100, q)
+    return q

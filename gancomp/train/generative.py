@@ -37,6 +37,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpu": {"N": 64, "M": 128, "Nh": 64, "init": "hp-a1", "gen_width": 48, "gen_last": 24, "d_width": 48, "crop": 192,
             "per_image": 24, "batch": 16, "steps": 1000000, "gan_start": 0.2, "lr": 2e-4,
             "w_gan": 0.3, "w_mse": 0.5, "half": True},
+    # generator only, on hp-a2's frozen transforms and entropy model at its five lowest
+    # lambdas (the rate path is then exactly hp-a2's); half-resolution generator v2
+    "a2-cpu": {"N": 64, "M": 128, "Nh": 64, "init": "hp-a2", "freeze_rd": True,
+               "lambdas": [0.00045, 0.0009, 0.0018, 0.0035, 0.0067], "gen_kind": 2,
+               "gen_width": 24, "gen_last": 2, "d_width": 24, "crop": 128, "per_image": 8,
+               "batch": 4, "steps": 100000, "gan_start": 0.1, "lr": 2e-4, "lr_final": 5e-5,
+               "w_mse": 0.25, "w_ssim": 0.5, "w_tex": 10.0, "w_fm": 2.0, "w_gan": 1.0},
+    # 64x64 faces: hp-a2's transforms fine-tuned on faces at lower lambdas (a 64x64 face at
+    # 0.25 bpp has 80 bytes of payload beside the 48-byte header), with the generator v2
+    "faces-cpu": {"N": 64, "M": 128, "Nh": 64, "init": "hp-a2", "crop": 64, "faces": True,
+                  "lambdas": [0.0001, 0.0003, 0.0009, 0.0027], "gen_kind": 2,
+                  "gen_width": 24, "gen_last": 2, "d_width": 24, "batch": 16, "steps": 100000,
+                  "gan_start": 0.3, "lr": 2e-4, "lr_final": 5e-5, "w_mse": 0.25, "w_ssim": 0.5,
+                  "w_tex": 10.0, "w_fm": 2.0, "w_gan": 1.0, "mixed_rate": 0.0},
     "faces-gpu": {"N": 64, "M": 64, "Nh": 48, "gen_width": 32, "gen_last": 24, "d_width": 32, "crop": 64,
                   "faces": True, "batch": 64, "steps": 1000000, "gan_start": 0.2,
                   "lambdas": [0.0004, 0.0015, 0.006], "w_gan": 0.3, "w_mse": 0.5, "half": True},
@@ -48,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "batch": 6, "lr": 3e-4, "lr_final": 5e-5, "d_lr": 2e-4, "steps": 100000, "minutes": 0,
     "gan_start": 0.25, "w_mse": 1.0, "w_ssim": 1.0, "w_fm": 2.0, "w_gan": 0.15,
     "mixed_rate": 0.25, "seed": 0, "log_every": 20, "checkpoint_minutes": 4, "half": False,
+    "gen_kind": 1, "freeze_rd": False, "w_tex": 0.0, "w_s2": 0.0,
 }
 
 
@@ -55,7 +70,8 @@ def build(cfg: dict[str, Any]):
     from ..nn.generative import GenerativeModel
 
     return GenerativeModel(cfg["N"], cfg["M"], cfg["Nh"], tuple(cfg["lambdas"]),
-                           cfg["gen_width"], cfg["noise"], cfg.get("gen_last", 0))
+                           cfg["gen_width"], cfg["noise"], cfg.get("gen_last", 0),
+                           cfg.get("gen_kind", 1))
 
 
 def init_from_hyperprior(model, model_id: str) -> str:
@@ -114,7 +130,8 @@ def train(cfg: dict[str, Any], out: Path, device_name: str = "cpu", fresh: bool 
     import torch
     import torch.nn.functional as F
 
-    from ..nn.generative import DOWN, Discriminator, ms_ssim_loss
+    from ..nn.generative import DOWN, Discriminator, ms_ssim_loss, texture_loss
+    from ..nn.ssimulacra2_torch import loss as s2_loss
 
     device = gc.setup_device(device_name, cfg.get("threads", 1))
     torch.manual_seed(cfg["seed"])
@@ -135,7 +152,11 @@ def train(cfg: dict[str, Any], out: Path, device_name: str = "cpu", fresh: bool 
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
         disc = disc.to(memory_format=torch.channels_last)
+    frozen = bool(cfg.get("freeze_rd"))
     rd_params = [p for n, p in model.named_parameters() if not n.startswith("gen.")]
+    if frozen:  # generator only: the rate path stays exactly the initial model's
+        for p in rd_params:
+            p.requires_grad_(False)
     opt = torch.optim.Adam(rd_params, lr=cfg["lr"])
     opt_g = torch.optim.Adam(model.gen.parameters(), lr=cfg["lr"], betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg["d_lr"], betas=(0.5, 0.999))
@@ -147,7 +168,8 @@ def train(cfg: dict[str, Any], out: Path, device_name: str = "cpu", fresh: bool 
     sched = gc.Schedule(cfg["steps"], cfg["minutes"])
     seconds_before = float(extra.get("seconds", 0.0))
     rng = np.random.default_rng(cfg["seed"] + step)
-    fields = ["lr", "loss_rd", "bpp", "psnr_mse", "psnr_gan", "msssim_gan", "g_adv", "fm", "d"]
+    fields = ["lr", "loss_rd", "bpp", "psnr_mse", "psnr_gan", "msssim_gan", "g_adv", "fm", "d",
+              "tex"]
     log = gc.LossLog(out / "loss.csv", fields, fresh or step == 0)
     last_ckpt = time.time()
     levels = model.levels
@@ -166,7 +188,9 @@ def train(cfg: dict[str, Any], out: Path, device_name: str = "cpu", fresh: bool 
             hl, wl = x.shape[2] // DOWN, x.shape[3] // DOWN
             t = torch.from_numpy(rate_map(x.shape[0], hl, wl, levels, cfg["mixed_rate"], rng)).to(device)
             gan_on = frac >= cfg["gan_start"]
-            with gc.autocast(device):
+            if frozen:
+                model.train(False)  # true rounding, as in decoding
+            with gc.autocast(device), torch.set_grad_enabled(not frozen):
                 o = model(x, t)
                 x_mse = o["x_mse"].float()
                 n_pix = x.shape[2] * x.shape[3]
@@ -176,10 +200,11 @@ def train(cfg: dict[str, Any], out: Path, device_name: str = "cpu", fresh: bool 
                 lam_px = model.lam(t).repeat_interleave(DOWN, 1).repeat_interleave(DOWN, 2)
                 err = ((x_mse - x) ** 2).mean(1)
                 loss_rd = (lam_px * 255 ** 2 * err).mean() + bpp.mean()
-            opt.zero_grad(set_to_none=True)
-            loss_rd.backward()
-            torch.nn.utils.clip_grad_norm_(rd_params, 1.0)
-            opt.step()
+            if not frozen:
+                opt.zero_grad(set_to_none=True)
+                loss_rd.backward()
+                torch.nn.utils.clip_grad_norm_(rd_params, 1.0)
+                opt.step()
 
             y_hat, x_in = o["y_hat"].detach(), x_mse.detach().clamp(0, 1)
             with gc.autocast(device):
@@ -187,6 +212,13 @@ def train(cfg: dict[str, Any], out: Path, device_name: str = "cpu", fresh: bool 
                 mse_g = F.mse_loss(x_gan, x)
                 ssim_l = ms_ssim_loss(x_gan.clamp(0, 1), x)
                 loss_g = cfg["w_mse"] * 255 ** 2 / 1000 * mse_g + cfg["w_ssim"] * ssim_l
+                tex = texture_loss(x_gan, x) if cfg.get("w_tex") else torch.zeros((), device=device)
+                loss_g = loss_g + cfg.get("w_tex", 0.0) * tex
+                if cfg.get("w_s2"):  # the evaluation metric itself (see nn/ssimulacra2_torch.py)
+                    # photos: crops stand in for large images (canonical weights); faces
+                    # are scored at their own 64 px size (the reference's shifted weights)
+                    loss_g = loss_g + cfg["w_s2"] * s2_loss(x, x_gan.clamp(0, 1),
+                                                            canonical=not cfg["faces"])
                 adv = fm = torch.zeros((), device=device)
                 if gan_on:
                     fake = disc(x_gan)
@@ -215,13 +247,13 @@ def train(cfg: dict[str, Any], out: Path, device_name: str = "cpu", fresh: bool 
             log.add(lr=lr, loss_rd=loss_rd.item(), bpp=bpp.mean().item(),
                     psnr_mse=gc.psnr_of(F.mse_loss(x_mse.clamp(0, 1), x).item()),
                     psnr_gan=gc.psnr_of(mse_g.item()), msssim_gan=1 - ssim_l.item(),
-                    g_adv=adv.item(), fm=fm.item(), d=d_loss.item())
+                    g_adv=adv.item(), fm=fm.item(), d=d_loss.item(), tex=tex.item())
             if step % cfg["log_every"] == 0:
                 m = log.flush(step, seconds_before + sched.elapsed())
                 if not quiet:
                     print(f"step {step} {sched.elapsed():.0f}s bpp {m['bpp']:.3f} "
                           f"psnr mse {m['psnr_mse']:.2f} gan {m['psnr_gan']:.2f} "
-                          f"adv {m['g_adv']:.3f} d {m['d']:.3f}", flush=True)
+                          f"adv {m['g_adv']:.3f} d {m['d']:.3f} tex {m['tex']:.4f}", flush=True)
             if time.time() - last_ckpt > 60 * cfg["checkpoint_minutes"]:
                 gc.save_checkpoint(ckpt, mods, opts, step, cfg,
                                    {"seconds": seconds_before + sched.elapsed()})
@@ -232,9 +264,11 @@ def train(cfg: dict[str, Any], out: Path, device_name: str = "cpu", fresh: bool 
     return ckpt
 
 
-def export_arrays(model, half: bool) -> dict[str, np.ndarray]:
+def export_arrays(model, half: bool, cfg: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
     """Shipped arrays: float transforms (fp16 convolution kernels when ``half``), integer
-    hyper-synthesis and integer CDF tables (the hyperprior codec's exporters)."""
+    hyper-synthesis and integer CDF tables (the hyperprior codec's exporters). A model trained
+    with ``freeze_rd`` on a hyperprior model takes that model's integer h_s, tables and scale
+    offsets unchanged (its rate path is exactly the source's at the shared lambdas)."""
     from .export import gaussian_tables, integer_hs, prior_tables
 
     model = model.float().cpu().to(memory_format=__import__("torch").contiguous_format)
@@ -256,13 +290,41 @@ def export_arrays(model, half: bool) -> dict[str, np.ndarray]:
     zf, zo = prior_tables(model)
     arrays["z_freqs"], arrays["z_offsets"] = zf.astype(np.int32), zo
     gen = model.gen
-    arrays["arch"] = np.array([model.N, model.M, model.Nh, gen.head.out_channels // 4,
-                               int(gen.noise), gen.join.out_channels], dtype=np.int64)
+    if getattr(model, "gen_kind", 1) == 1:
+        arch = [model.N, model.M, model.Nh, gen.head.out_channels // 4, int(gen.noise),
+                gen.join.out_channels]
+    else:
+        arch = [model.N, model.M, model.Nh, gen.head.out_channels // 4, int(gen.noise),
+                len(gen.res), model.gen_kind]
+    arrays["arch"] = np.array(arch, dtype=np.int64)
+    if cfg and cfg.get("freeze_rd") and cfg.get("init"):
+        arrays.update(_source_tables(cfg["init"], model))
     return arrays
 
 
+def _source_tables(model_id: str, model) -> dict[str, np.ndarray]:
+    """Integer h_s, CDF tables and per-level scale offsets of hyperprior ``model_id`` at
+    ``model``'s lambdas (each must be one of the source's)."""
+    from .. import weights
+
+    src, _ = weights.load(model_id)
+    out = {k: v for k, v in src.items() if k.startswith("hs_int.") or k in (
+        "y_freqs", "y_offsets", "scale_bounds", "z_freqs", "z_offsets")}
+    src_ll = src["log_lambdas"].astype(np.float64)
+    rows = []
+    for ll in model.log_lambdas.double().cpu().numpy():
+        i = int(np.argmin(np.abs(src_ll - ll)))
+        if abs(src_ll[i] - ll) > 1e-5:
+            raise ValueError(f"lambda {math.exp(ll):g} is not one of {model_id}'s")
+        rows.append(i)
+    if "scale_offsets" in src:
+        out["scale_offsets"] = np.asarray(src["scale_offsets"], np.int64).reshape(
+            src_ll.size, -1)[rows]
+    return out
+
+
 def export(ckpt: Path, folder: Path, model_id: str, default: bool = False,
-           results: Any = None) -> Path:
+           results: Any = None, strength: float | None = None) -> Path:
     """Write ``folder/model_id.safetensors`` + card from a checkpoint."""
     from .. import weights
 
@@ -285,7 +347,67 @@ def export(ckpt: Path, folder: Path, model_id: str, default: bool = False,
                      "device": cfg.get("device", "cpu")},
         "results": results,
     }
-    return weights.save(export_arrays(model, bool(cfg.get("half"))), card, Path(folder), model_id)
+    arrays = export_arrays(model, bool(cfg.get("half")), cfg)
+    if strength is not None:
+        arrays["gen_strength"] = np.array([strength], np.float64)
+        card["gen_strength"] = strength
+    return weights.save(arrays, card, Path(folder), model_id)
+
+
+def calibrate(ckpt: Path, data: str, crops: int = 8, size: int = 256, faces: bool = False,
+              strengths: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5),
+              qualities: tuple[float, ...] = (0.0, 25.0), seed: int = 7) -> dict[str, Any]:
+    """Mean SSIMULACRA2 (and PSNR) of ``x_mse + s * (gen - x_mse)`` for each strength ``s`` on
+    training crops (never Kodak, never held-out photos/faces), with true rounding of the
+    latent (float32, not the codec's float64 path). ``s = 0`` is the MSE decoder; the best
+    ``s`` is the decoder-side strength shipped with the weights."""
+    import torch
+
+    from ..benchmarks.generative import ssimulacra2
+    from ..metrics import psnr
+
+    cfg = gc.read_config(ckpt)
+    model = build(cfg)
+    gc.load_checkpoint(ckpt, {"model": model})
+    model.eval()
+    if faces:
+        files = gc.training_files(data, True)
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(len(files), crops, replace=False)
+        from PIL import Image
+
+        arr = np.stack([np.asarray(Image.open(files[i]).convert("RGB")) for i in pick])
+    else:
+        from .data import extract_crops
+
+        files = gc.training_files(data)
+        rng = np.random.default_rng(seed)
+        pick = sorted(rng.choice(len(files), crops, replace=False))
+        arr = extract_crops([files[i] for i in pick], size, 1, seed)
+    res: dict[str, Any] = {"crops": int(arr.shape[0]), "size": int(arr.shape[1]), "rows": []}
+    g = torch.Generator().manual_seed(seed)
+    for q in qualities:
+        sums = {s: [0.0, 0.0] for s in strengths}
+        for img in arr:
+            x = torch.from_numpy(img.transpose(2, 0, 1).astype(np.float32) / 255)[None]
+            t = torch.full((1, x.shape[2] // 16, x.shape[3] // 16), q / 100 * (model.levels - 1))
+            with torch.no_grad():
+                o = model(x, t)
+                x_mse = o["x_mse"].clamp(0, 1)
+                noise = torch.randn(model.gen.noise_shape(x_mse), generator=g)
+                r = model.gen(o["y_hat"], x_mse, noise) - x_mse
+            for s in strengths:
+                rec = (x_mse + s * r).clamp(0, 1)[0].numpy().transpose(1, 2, 0)
+                rec = np.clip(np.rint(rec * 255), 0, 255).astype(np.uint8)
+                sums[s][0] += ssimulacra2(img, rec) / len(arr)
+                sums[s][1] += psnr(img, rec) / len(arr)
+        for s in strengths:
+            res["rows"].append({"quality": q, "strength": s, "ssimulacra2": round(sums[s][0], 2),
+                                "psnr": round(sums[s][1], 2)})
+    best = max(strengths, key=lambda s: sum(r["ssimulacra2"] for r in res["rows"]
+                                            if r["strength"] == s))
+    res["best_strength"] = best
+    return res
 
 
 def _estimated_bits(arrays: dict, images: list[np.ndarray]) -> float:
@@ -352,6 +474,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--export", help="after training, write weights + card into this folder")
     ap.add_argument("--model-id", default="gen-cpu")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--calibrate", type=int, default=0, metavar="N",
+                    help="score generator strengths by SSIMULACRA2 on N training crops "
+                    "(written to OUT/calibration.json; the best ships with --export)")
     ap.add_argument("--repair", help="re-lay the integer h_s of this weights file if needed "
                     "(files exported before the C-order fix), judged on --data's images")
     a = ap.parse_args(argv)
@@ -367,8 +492,14 @@ def main(argv: list[str] | None = None) -> None:
     cfg = gc.merge_config(cfg, data=str(a.data), minutes=a.minutes, steps=a.steps, crop=a.crop,
                           batch=a.batch, device=a.device, preset=a.preset)
     ckpt = train(cfg, Path(a.out), a.device, a.fresh, a.quiet)
+    strength = None
+    if a.calibrate:
+        cal = calibrate(ckpt, str(a.data), a.calibrate, faces=bool(cfg["faces"]))
+        (Path(a.out) / "calibration.json").write_text(json.dumps(cal, indent=1))
+        print(json.dumps(cal))
+        strength = cal["best_strength"]
     if a.export:
-        print("exported", export(ckpt, Path(a.export), a.model_id))
+        print("exported", export(ckpt, Path(a.export), a.model_id, strength=strength))
 
 
 if __name__ == "__main__":
