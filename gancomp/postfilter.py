@@ -23,32 +23,37 @@ NBYTES = 1 + NTAP          # per plane: a scale byte, then the weights as int8
 MIN_SHIFT, MAX_SHIFT = 2, 10
 
 
-def _terms(x: np.ndarray):
-    """The filter's inputs: the plane itself, then each symmetric pair's sum (fixed order)."""
+def _terms(x: np.ndarray, rows: int = 1):
+    """The filter's inputs: the plane itself, then each symmetric pair's sum (fixed order);
+    on every ``rows``-th row only when ``rows`` > 1 (the encoder's fit)."""
     h, w = x.shape
     r = RADIUS
     p = np.pad(x, r, mode="symmetric")
-    yield x
+    yield x[::rows]
     for i, j in PAIRS:
-        yield p[r + i:r + i + h, r + j:r + j + w] + p[r - i:r - i + h, r - j:r - j + w]
+        yield p[r + i:r + i + h:rows, r + j:r + j + w] + p[r - i:r - i + h:rows, r - j:r - j + w]
 
 
-def fit(dec: np.ndarray, org: np.ndarray) -> np.ndarray:
-    """Least-squares weights (float, centre first) mapping ``dec`` towards ``org``."""
-    terms = list(_terms(dec))
-    n = len(terms)
-    a = np.empty((n, n))
-    b = np.empty(n)
-    for k in range(n):
-        b[k] = float(np.vdot(terms[k], org))
-        for m in range(k, n):
-            a[k, m] = a[m, k] = float(np.vdot(terms[k], terms[m]))
+def fit(dec: np.ndarray, org: np.ndarray, rows: int = 2) -> tuple[np.ndarray, object]:
+    """Least-squares weights (float, centre first) mapping ``dec`` towards ``org``, fitted on
+    every ``rows``-th row, and a function giving the squared error of any weights there
+    (so the encoder can judge quantized weights without filtering the plane)."""
+    x = np.stack([t.ravel() for t in _terms(dec, rows)], axis=1)
+    y = org[::rows].ravel()
+    a = x.T @ x
+    b = x.T @ y
+    yy = float(y @ y)
+    n = a.shape[0]
     try:
-        return np.linalg.solve(a + 1e-6 * np.trace(a) / n * np.eye(n), b)
+        w = np.linalg.solve(a + 1e-6 * np.trace(a) / n * np.eye(n), b)
     except np.linalg.LinAlgError:
         w = np.zeros(n)
         w[0] = 1.0
-        return w
+
+    def sse(v: np.ndarray) -> float:
+        return (yy - 2.0 * float(v @ b) + float(v @ a @ v)) * rows
+
+    return w, sse
 
 
 def quantize(w: np.ndarray) -> bytes:

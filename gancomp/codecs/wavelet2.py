@@ -31,6 +31,7 @@ ISO = 0.15                 # isolated coefficients (no significant neighbour or 
                            # ZTHR + ISO steps: their significance costs many bits
 CHROMA_CODE = 6            # default chroma step factor 2 ** (code / 16)
 POSTFILTER = True          # v2: fit and send a per-plane Wiener post-filter where it pays
+PF_ROWS = 1                # the encoder fits the post-filter on every PF_ROWS-th row (2: -0.1 s, +0.2 % bits)
 RDO_LAM = 0.12             # rate-distortion optimized quantization: bits cost RDO_LAM step^2
 RDO_O1 = 0.0               # reconstruction offsets the RDO decisions assume (|q| = 1, > 1)
 RDO_O2 = 0.0
@@ -280,9 +281,11 @@ class Wavelet2Codec(Codec):
                 planes = _planes(lls, qbands, offs.astype(np.float64) / 128.0, steps, levels, c)
                 mask, codes = 0, b""
                 for ch in range(c):
-                    wq = pfilt.quantize(pfilt.fit(planes[ch], orig[ch]))
-                    gain = float(np.sum((planes[ch] - orig[ch]) ** 2)) - float(np.sum(
-                        (pfilt.apply(planes[ch], wq) - orig[ch]) ** 2))
+                    wf, sse = pfilt.fit(planes[ch], orig[ch], PF_ROWS if h * w >= 1 << 17 else 1)
+                    wq = pfilt.quantize(wf)
+                    ident = np.zeros(pfilt.NTAP)
+                    ident[0] = 1.0
+                    gain = sse(ident) - sse(pfilt.weights(wq))
                     wc = _YCC_GAIN[ch] if c == 3 else 1.0
                     if postfilter == 2 or \
                             gain * wc / steps.base ** 2 > RDO_LAM * 8 * pfilt.NBYTES:
