@@ -23,25 +23,21 @@ NBYTES = 1 + NTAP          # per plane: a scale byte, then the weights as int8
 MIN_SHIFT, MAX_SHIFT = 2, 10
 
 
-def _terms(x: np.ndarray, rows: int = 1):
-    """The filter's inputs: the plane itself, then each symmetric pair's sum (fixed order);
-    on every ``rows``-th row only when ``rows`` > 1 (the encoder's fit)."""
-    h, w = x.shape
-    r = RADIUS
-    p = np.pad(x, r, mode="symmetric")
-    yield x[::rows]
-    for i, j in PAIRS:
-        yield p[r + i:r + i + h:rows, r + j:r + j + w] + p[r - i:r - i + h:rows, r - j:r - j + w]
-
-
 def fit(dec: np.ndarray, org: np.ndarray, rows: int = 2) -> tuple[np.ndarray, object]:
     """Least-squares weights (float, centre first) mapping ``dec`` towards ``org``, fitted on
     every ``rows``-th row, and a function giving the squared error of any weights there
     (so the encoder can judge quantized weights without filtering the plane)."""
-    x = np.stack([t.ravel() for t in _terms(dec, rows)], axis=1)
+    h, w = dec[::rows].shape
+    x = np.empty((NTAP, h * w))           # one row per filter input, written in place
+    r = RADIUS
+    p = np.pad(dec, r, mode="symmetric")
+    x[0] = dec[::rows].ravel()
+    for k, (i, j) in enumerate(PAIRS, 1):
+        np.add(p[r + i:r + i + dec.shape[0]:rows, r + j:r + j + w],
+               p[r - i:r - i + dec.shape[0]:rows, r - j:r - j + w], out=x[k].reshape(h, w))
     y = org[::rows].ravel()
-    a = x.T @ x
-    b = x.T @ y
+    a = x @ x.T
+    b = x @ y
     yy = float(y @ y)
     n = a.shape[0]
     try:
@@ -80,8 +76,13 @@ def weights(stored: bytes) -> np.ndarray:
 def apply(x: np.ndarray, stored: bytes) -> np.ndarray:
     """Filter plane ``x`` with stored weights (deterministic float64, fixed operation order)."""
     wts = weights(stored)
-    out = None
-    for k, t in enumerate(_terms(x)):
-        term = t * wts[k]
-        out = term if out is None else out + term
+    h, w = x.shape
+    r = RADIUS
+    p = np.pad(x, r, mode="symmetric")
+    out = x * wts[0]
+    t = np.empty_like(out)
+    for k, (i, j) in enumerate(PAIRS, 1):   # out += w_k * (pair sum), in place, fixed order
+        np.add(p[r + i:r + i + h, r + j:r + j + w], p[r - i:r - i + h, r - j:r - j + w], out=t)
+        t *= wts[k]
+        out += t
     return out
