@@ -23,32 +23,33 @@ NBYTES = 1 + NTAP          # per plane: a scale byte, then the weights as int8
 MIN_SHIFT, MAX_SHIFT = 2, 10
 
 
-def _terms(x: np.ndarray):
-    """The filter's inputs: the plane itself, then each symmetric pair's sum (fixed order)."""
-    h, w = x.shape
+def fit(dec: np.ndarray, org: np.ndarray, rows: int = 2) -> tuple[np.ndarray, object]:
+    """Least-squares weights (float, centre first) mapping ``dec`` towards ``org``, fitted on
+    every ``rows``-th row, and a function giving the squared error of any weights there
+    (so the encoder can judge quantized weights without filtering the plane)."""
+    h, w = dec[::rows].shape
+    x = np.empty((NTAP, h * w))           # one row per filter input, written in place
     r = RADIUS
-    p = np.pad(x, r, mode="symmetric")
-    yield x
-    for i, j in PAIRS:
-        yield p[r + i:r + i + h, r + j:r + j + w] + p[r - i:r - i + h, r - j:r - j + w]
-
-
-def fit(dec: np.ndarray, org: np.ndarray) -> np.ndarray:
-    """Least-squares weights (float, centre first) mapping ``dec`` towards ``org``."""
-    terms = list(_terms(dec))
-    n = len(terms)
-    a = np.empty((n, n))
-    b = np.empty(n)
-    for k in range(n):
-        b[k] = float(np.vdot(terms[k], org))
-        for m in range(k, n):
-            a[k, m] = a[m, k] = float(np.vdot(terms[k], terms[m]))
+    p = np.pad(dec, r, mode="symmetric")
+    x[0] = dec[::rows].ravel()
+    for k, (i, j) in enumerate(PAIRS, 1):
+        np.add(p[r + i:r + i + dec.shape[0]:rows, r + j:r + j + w],
+               p[r - i:r - i + dec.shape[0]:rows, r - j:r - j + w], out=x[k].reshape(h, w))
+    y = org[::rows].ravel()
+    a = x @ x.T
+    b = x @ y
+    yy = float(y @ y)
+    n = a.shape[0]
     try:
-        return np.linalg.solve(a + 1e-6 * np.trace(a) / n * np.eye(n), b)
+        w = np.linalg.solve(a + 1e-6 * np.trace(a) / n * np.eye(n), b)
     except np.linalg.LinAlgError:
         w = np.zeros(n)
         w[0] = 1.0
-        return w
+
+    def sse(v: np.ndarray) -> float:
+        return (yy - 2.0 * float(v @ b) + float(v @ a @ v)) * rows
+
+    return w, sse
 
 
 def quantize(w: np.ndarray) -> bytes:
@@ -75,8 +76,13 @@ def weights(stored: bytes) -> np.ndarray:
 def apply(x: np.ndarray, stored: bytes) -> np.ndarray:
     """Filter plane ``x`` with stored weights (deterministic float64, fixed operation order)."""
     wts = weights(stored)
-    out = None
-    for k, t in enumerate(_terms(x)):
-        term = t * wts[k]
-        out = term if out is None else out + term
+    h, w = x.shape
+    r = RADIUS
+    p = np.pad(x, r, mode="symmetric")
+    out = x * wts[0]
+    t = np.empty_like(out)
+    for k, (i, j) in enumerate(PAIRS, 1):   # out += w_k * (pair sum), in place, fixed order
+        np.add(p[r + i:r + i + h, r + j:r + j + w], p[r - i:r - i + h, r - j:r - j + w], out=t)
+        t *= wts[k]
+        out += t
     return out

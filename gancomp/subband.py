@@ -249,7 +249,8 @@ class RD:
         sig_t = _cost_table(co.sig)
         gt_t = _cost_table(co.gt1)[g_ctx]
         z_bits = sig_t[sig_ctx, 0]
-        nz_bits = self.nz + sig_t[sig_ctx, 1] + _cost_table(co.sign)[s_ctx[idx], neg.astype(np.int64)]
+        sign_t = _cost_table(co.sign)
+        nz_bits = self.nz + sig_t[sig_ctx, 1] + sign_t[s_ctx[idx], neg.astype(np.int64)]
         rest_t = _cost_table(co.rest)
         best = self.kappa * a * a + self.lam * z_bits
         res = np.zeros_like(m0)

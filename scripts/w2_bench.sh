@@ -11,7 +11,7 @@ ALL=wavelet2,wavelet,jpeg,webp,jpeg2000,avif,jpegxl,heic
 C=docs/bench_cache
 nice -n 10 .venv/bin/gancomp bench ../shared/data/kodak --codecs $KEY --section wavelet2-kodak \
   --cache $C/wavelet2_kodak.jsonl --thin
-nice -n 10 .venv/bin/gancomp bench ../shared/data/train --held-out --images ${HELD:-6} --codecs $KEY \
+nice -n 10 .venv/bin/gancomp bench ../shared/data/train --held-out --images ${HELD:-12} --codecs $KEY \
   --section wavelet2-heldout --cache $C/wavelet2_heldout.jsonl --thin
 nice -n 10 .venv/bin/gancomp bench --suite speed ../shared/data/kodak --images 3 --repeat 3 \
   --codecs wavelet2:32,wavelet:36 --avif-q 50 --webp-q 60

@@ -57,3 +57,22 @@ def test_held_out_selection(tmp_path, monkeypatch):
     with pytest.raises(SystemExit):
         kodak.run(str(tmp_path), held_out=True, write=False, codecs=["jpeg"], progress=False)
     assert seen["paths"] == want
+
+
+def test_speed_suite_reports_cpu_time_per_contender(tmp_path):
+    pytest.importorskip("imagecodecs")
+    from gancomp.benchmarks import speed
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    shutil.copy(DATA / "chelsea_80x64.png", imgs / "a.png")
+    text = speed.run(str(imgs), images=1, repeat=1, codecs=[("wavelet2", 40.0)], write=False,
+                     echo=lambda *a, **k: None)
+    rows = [r.split("|")[1:-1] for r in text.splitlines() if r.startswith("| ") and "---" not in r]
+    assert rows[0][1].strip() == "encode CPU s"
+    body = {r[0].strip(): [float(x) for x in r[1:]] for r in rows[1:]}
+    assert any(k.startswith("gancomp wavelet2") for k in body) and any("AVIF" in k for k in body)
+    for vals in body.values():
+        assert vals[0] > 0 and vals[1] > 0          # whole-process CPU seconds were measured
+    # each contender is scored on its own decoded file (they differ in PSNR)
+    assert len({round(v[5], 3) for v in body.values()}) == len(body)

@@ -53,30 +53,34 @@ def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def commands(tmp: Path, img: Path, codecs: list[tuple[str, float]], avif_q: int, webp_q: int):
-    """(label, encode cmd, decode cmd, coded file) for every contender."""
+    """(label, encode cmd, decode cmd, coded file, decoded file) for every contender."""
     py = sys.executable
     out = []
     for name, q in codecs:
         f = tmp / f"{img.stem}.{name}.gcz"
         out.append((f"gancomp {name} -q {q:g}",
                     [py, "-m", "gancomp", "encode", str(img), str(f), "-c", name, "-q", str(q), "-f"],
-                    [py, "-m", "gancomp", "decode", str(f), str(tmp / "dec.png"), "-f"], f))
+                    [py, "-m", "gancomp", "decode", str(f), str(tmp / f"dec_{name}.png"), "-f"],
+                    f, tmp / f"dec_{name}.png"))
     f = tmp / f"{img.stem}.avif"
     if shutil.which("avifenc") and shutil.which("avifdec"):
         q_arg = ["-q", str(avif_q)]
         out.append((f"avifenc -s 6 -q {avif_q} (tool)",
                     ["avifenc", "-s", "6", "-j", "1", "-y", "420", *q_arg, str(img), str(f)],
-                    ["avifdec", "-j", "1", str(f), str(tmp / "dec.png")], f))
+                    ["avifdec", "-j", "1", str(f), str(tmp / "dec_avif.png")], f,
+                    tmp / "dec_avif.png"))
     else:
         enc = _PY_ENC.format(fn="avif_encode", args=f"level={avif_q}, speed=6, "
                              "pixelformat='yuv420', numthreads=1")
         out.append((f"AVIF speed 6 q {avif_q} (python + imagecodecs)",
                     [py, "-c", enc, str(img), str(f)],
-                    [py, "-c", _PY_DEC.format(fn="avif_decode"), str(f), str(tmp / "dec.png")], f))
+                    [py, "-c", _PY_DEC.format(fn="avif_decode"), str(f),
+                     str(tmp / "dec_avif.png")], f, tmp / "dec_avif.png"))
     f = tmp / f"{img.stem}.webp"
     enc = _PY_ENC.format(fn="webp_encode", args=f"level={webp_q}, method=4, lossless=False")
     out.append((f"WebP q {webp_q} (python + imagecodecs)", [py, "-c", enc, str(img), str(f)],
-                [py, "-c", _PY_DEC.format(fn="webp_decode"), str(f), str(tmp / "dec.png")], f))
+                [py, "-c", _PY_DEC.format(fn="webp_decode"), str(f), str(tmp / "dec_webp.png")],
+                f, tmp / "dec_webp.png"))
     return out
 
 
@@ -102,17 +106,17 @@ def run(img_dir: str, *, images: int = 6, repeat: int = 3, codecs: list[tuple[st
             times: dict[str, dict[str, list[tuple[float, float]]]] = {
                 label: {"enc": [], "dec": []} for label, *_ in cmds}
             for _ in range(repeat):   # contenders interleaved: each repeat runs all of them
-                for label, enc, dec, f in cmds:
+                for label, enc, dec, f, _ in cmds:
                     times[label]["enc"].append(_timed(enc, env))
                     times[label]["dec"].append(_timed(dec, env))
-            for label, enc, dec, f in cmds:
+            for label, enc, dec, f, decoded in cmds:
                 r = res.setdefault(label, {"enc": [], "dec": [], "enc_cpu": [], "dec_cpu": [],
                                            "bpp": [], "psnr": []})
                 for k in ("enc", "dec"):
                     r[k].append(float(np.median([w for w, _ in times[label][k]])))
                     r[k + "_cpu"].append(float(np.median([c for _, c in times[label][k]])))
                 r["bpp"].append(f.stat().st_size * 8 / (src.shape[0] * src.shape[1]))
-                r["psnr"].append(cmp.metrics.psnr(src, cmp.load_rgb(tmp / "dec.png")))
+                r["psnr"].append(cmp.metrics.psnr(src, cmp.load_rgb(decoded)))
             echo(f"speed: {i + 1}/{len(paths)} {img.name}", file=sys.stderr)
     rows = [[k, f"{np.median(v['enc_cpu']):.2f}", f"{np.median(v['dec_cpu']):.2f}",
              f"{np.median(v['enc']):.2f}", f"{np.median(v['dec']):.2f}",

@@ -2,11 +2,19 @@
 
 JPEG 2000's transform (CDF 9/7 lifting, symmetric extension, any size), YCbCr for colour,
 one dead-zone quantizer step per subband scaled by the band's synthesis energy gain and the
-colour transform's, so equal steps mean equal error in RGB (MSE-optimal); reconstruction
-offsets measured per band group by the encoder and sent (18 bytes). Coefficients are coded by
-:mod:`gancomp.subband`: polyphase passes with contexts from two-sided in-band neighbours,
-parent, sibling orientations and co-located luma, signs with context. numpy + constriction
-only: no torch on the encode or decode path.
+colour transform's, so equal steps mean equal error in RGB (MSE-optimal). The encoder picks
+each coefficient's value by rate-distortion optimization against the live context model
+(:class:`gancomp.subband.RD`); reconstruction offsets measured per band group by the encoder
+are sent (18 bytes). Coefficients are coded by :mod:`gancomp.subband`: polyphase passes with
+contexts from two-sided in-band neighbours, parent, sibling orientations and co-located
+luma, signs with context. Version 2 adapts faster (counts halved sooner) and may add a
+per-plane Wiener post-filter (:mod:`gancomp.postfilter`). numpy + constriction only: no
+torch on the encode or decode path.
+
+Params: ``L`` levels, ``s`` step code, ``c`` chroma step code, ``r`` reconstruction offsets
+(int8 x 6 per channel); version 2 adds ``V`` = 2 (absent in version 1 files), and where the
+post-filter is on, ``f`` (bit mask of the filtered planes) and ``w`` (14 bytes per filtered
+plane, :func:`gancomp.postfilter.quantize`). One stream: the range-coded symbols + raw bits.
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ ISO = 0.15                 # isolated coefficients (no significant neighbour or 
                            # ZTHR + ISO steps: their significance costs many bits
 CHROMA_CODE = 6            # default chroma step factor 2 ** (code / 16)
 POSTFILTER = True          # v2: fit and send a per-plane Wiener post-filter where it pays
-RDO_LAM = 0.12             # rate-distortion optimized quantization: bits cost RDO_LAM step^2
+PF_ROWS = 1                # fit the post-filter on every PF_ROWS-th row (2: -0.1 s, +0.2 % bits)
+RDO_LAM = 0.10             # rate-distortion optimized quantization: bits cost RDO_LAM step^2
 RDO_O1 = 0.0               # reconstruction offsets the RDO decisions assume (|q| = 1, > 1)
 RDO_O2 = 0.0
 RDO_NZ = 0.0               # extra bits charged to a non-zero value (its cost to later contexts)
@@ -280,9 +289,11 @@ class Wavelet2Codec(Codec):
                 planes = _planes(lls, qbands, offs.astype(np.float64) / 128.0, steps, levels, c)
                 mask, codes = 0, b""
                 for ch in range(c):
-                    wq = pfilt.quantize(pfilt.fit(planes[ch], orig[ch]))
-                    gain = float(np.sum((planes[ch] - orig[ch]) ** 2)) - float(np.sum(
-                        (pfilt.apply(planes[ch], wq) - orig[ch]) ** 2))
+                    wf, sse = pfilt.fit(planes[ch], orig[ch], PF_ROWS if h * w >= 1 << 17 else 1)
+                    wq = pfilt.quantize(wf)
+                    ident = np.zeros(pfilt.NTAP)
+                    ident[0] = 1.0
+                    gain = sse(ident) - sse(pfilt.weights(wq))
                     wc = _YCC_GAIN[ch] if c == 3 else 1.0
                     if postfilter == 2 or \
                             gain * wc / steps.base ** 2 > RDO_LAM * 8 * pfilt.NBYTES:
