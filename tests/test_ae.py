@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +14,7 @@ import pytest
 from gancomp import api, container
 from gancomp.errors import FormatError, InputError
 
-from conftest import DATA, ROOT, run_cli
+from conftest import DATA, run_cli
 
 pytest.importorskip("torch")
 

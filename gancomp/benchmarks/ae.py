@@ -244,7 +244,7 @@ def tables(store: dict, label: str) -> str:
     if gan_names:
         lines += ["", f"GAN decoder vs the MSE decoder on the same {len(gan_names)} images and files' "
                       f"latents (same bits):", "", "| quality | bpp | PSNR ae | PSNR ae-gan | "
-                      f"SSIM ae | SSIM ae-gan |", "|---|---|---|---|---|---|"]
+                      "SSIM ae | SSIM ae-gan |", "|---|---|---|---|---|---|"]
         for i, q in enumerate(GAN_QS):
             a_ = [next(p for p in store[n]["ae"] if p["q"] == q) for n in gan_names]
             g_ = [store[n]["ae-gan"][i] for n in gan_names]
