@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +14,7 @@ import pytest
 from gancomp import api, container
 from gancomp.errors import FormatError, InputError
 
-from conftest import DATA, ROOT, run_cli
+from conftest import DATA, run_cli
 
 pytest.importorskip("torch")
 
@@ -129,6 +126,10 @@ def test_bad_options_and_corrupt_streams(with_tiny, rgb_small):
         api.encode_array(rgb_small, codec="ae", model=MODEL, passes=0)
     with pytest.raises(InputError):
         api.encode_array(rgb_small, codec="ae", model=MODEL, decoder="wgan")
+    with pytest.raises(InputError):
+        api.encode_array(rgb_small, codec="ae", model=MODEL, down=3)
+    with pytest.raises(InputError, match="upsampling"):       # ae-v1 has no generator
+        api.encode_array(rgb_small, codec="ae", model="ae-v1", down=2)
     data = api.encode_array(rgb_small, codec="ae", quality=50, model=MODEL)
     c = container.unpack(data)
     c.streams[1] = bytes(b ^ 0x5A for b in c.streams[1])

@@ -255,8 +255,9 @@ class HyperpriorCodec(Codec):
         Option("model", str, None, "weights id (default: the default hyperprior model)"),
         Option("tile", int, DEFAULT_TILE, "tile size in pixels, a multiple of 64: bounds memory "
                "(tiles overlap, so they leave no seams)", lo=64, hi=4096),
-        Option("adapt", bool, False, "per-image least-squares loop filter on the decoded image, "
-               "coded in the file; kept only when it lowers rate + lambda * distortion"),
+        Option("adapt", bool, None, "per-image least-squares refit of g_s's last layer and a "
+               "loop filter on the decoded image, coded in the file; each kept only when it "
+               "lowers rate + lambda * distortion"),
     )
 
     def file_defaults(self, version: int) -> dict[str, Any]:
@@ -303,7 +304,7 @@ class HyperpriorCodec(Codec):
                     torch.from_numpy((sym + mean_int / 256.0).astype(np.float32))
                 progress.update(k + 1, len(tiles), "tiles")
             notes, adapted = [], 0
-            if opts["adapt"]:
+            if opts.get("adapt"):
                 fs, adapted, notes = _adapt(rt, y_hat, ig, tile, padded, image,
                                             float(rt.model.lam(t)), 8 * sum(map(len, streams)))
                 streams += fs

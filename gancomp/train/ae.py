@@ -349,6 +349,14 @@ def export_arrays(base, res, gan, up=None) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _init_steps(init: str | None) -> dict[str, int] | None:
+    """The steps of the model a run started from (its card beside the weights), if known."""
+    card = Path(init).with_suffix(".json") if init else None
+    if card is None or not card.is_file():
+        return None
+    return json.loads(card.read_text()).get("steps")
+
+
 def export(models, cfg, meta, data, out: Path, model_id: str, device: str,
            results: Any = None) -> Path:
     from .. import weights
@@ -376,6 +384,7 @@ def export(models, cfg, meta, data, out: Path, model_id: str, device: str,
                 f"{cfg.get('up_crops', 0)} random 64x64 crops per image (up, and every second "
                 f"res step), half from 0.5-1x downscaled copies; never Kodak",
         "init": meta.get("init"),
+        "init_steps": _init_steps(meta.get("init")),
         "steps": meta["steps"], "seconds": {k: round(v) for k, v in meta["seconds"].items()},
         "device": device, "batch": cfg["batch"],
         "results": results,

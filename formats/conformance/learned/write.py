@@ -24,11 +24,11 @@ def _astronaut(scale: int = 1) -> np.ndarray:
 
 
 FILES = {
-    "ae_v2_astronaut_q30_down2_p2_ft.gcz":
-        lambda: api.encode_array(_astronaut(), codec="ae", quality=30, model="ae-v2",
+    "ae_v2_astronaut2x_q30_down2_p2_ft.gcz":       # f = 2: loop filter on the half-size pass
+        lambda: api.encode_array(_astronaut(2), codec="ae", quality=30, model="ae-v2",
                                  passes=2, down=2, finetune=True),
-    "ae_v2_astronaut_q95_ft.gcz":
-        lambda: api.encode_array(_astronaut(), codec="ae", quality=95, model="ae-v2",
+    "ae_v2_astronaut2x_q95_ft.gcz":                # f = 3: last-layer refit + loop filter
+        lambda: api.encode_array(_astronaut(2), codec="ae", quality=95, model="ae-v2",
                                  finetune=True),
     "hp_v3_astronaut2x_q90_adapt.gcz":
         lambda: api.encode_array(_astronaut(2), codec="hyperprior", quality=90, model="hp-a2",
