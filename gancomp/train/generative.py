@@ -38,12 +38,15 @@ PRESETS: dict[str, dict[str, Any]] = {
             "per_image": 24, "batch": 16, "steps": 1000000, "gan_start": 0.2, "lr": 2e-4,
             "w_gan": 0.3, "w_mse": 0.5, "half": True},
     # generator only, on hp-a2's frozen transforms and entropy model at its five lowest
-    # lambdas (the rate path is then exactly hp-a2's); half-resolution generator v2
+    # lambdas (the rate path is then exactly hp-a2's); half-resolution generator v2. The
+    # loss weights are those of gen-a2-cpu's last phase (its card lists all three); w_s2
+    # trains on SSIMULACRA2 itself (needs the ssimulacra2 package for its weights)
     "a2-cpu": {"N": 64, "M": 128, "Nh": 64, "init": "hp-a2", "freeze_rd": True,
                "lambdas": [0.00045, 0.0009, 0.0018, 0.0035, 0.0067], "gen_kind": 2,
                "gen_width": 24, "gen_last": 2, "d_width": 24, "crop": 128, "per_image": 8,
-               "batch": 4, "steps": 100000, "gan_start": 0.1, "lr": 2e-4, "lr_final": 5e-5,
-               "w_mse": 0.25, "w_ssim": 0.5, "w_tex": 10.0, "w_fm": 2.0, "w_gan": 1.0},
+               "batch": 4, "steps": 100000, "gan_start": 0.0, "lr": 2e-4, "lr_final": 5e-5,
+               "w_mse": 0.25, "w_ssim": 2.0, "w_tex": 1.0, "w_fm": 1.0, "w_gan": 0.2,
+               "w_s2": 0.03},
     # 64x64 faces: hp-a2's transforms fine-tuned on faces at lower lambdas (a 64x64 face at
     # 0.25 bpp has 80 bytes of payload beside the 48-byte header), with the generator v2
     "faces-cpu": {"N": 64, "M": 128, "Nh": 64, "init": "hp-a2", "crop": 64, "faces": True,
