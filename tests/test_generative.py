@@ -278,3 +278,29 @@ def test_torch_ssimulacra2_matches_the_package(rgb):
     x = t(blurred).requires_grad_(True)
     S.loss(t(rgb), x).backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_version_1_files_keep_their_unsmoothed_residual(frozen_a2, rgb, monkeypatch):
+    """Version 2 smooths the half-resolution generator's residual (param s, default 1);
+    the same streams marked as a version-1 file decode without smoothing, as they did."""
+    import torch
+
+    from gancomp import container as ct
+    from gancomp.codecs.generative import smooth_121
+
+    if frozen_a2 is None:
+        pytest.skip("hp-a2 not installed")
+    monkeypatch.setenv("GANCOMP_MODEL_PATH", str(frozen_a2))
+    data = api.encode_array(rgb, codec="generative", quality=30, model="gen-a2-test")
+    h = api.read_header(data)
+    assert h.codec_version == 2 and h.params.get("s", 1) == 1
+    h.codec_version = 1
+    h.params = {k: v for k, v in h.params.items() if k != "s"}
+    old = ct.pack(h)
+    assert np.array_equal(api.decode(old, decoder="mse").pixels,
+                          api.decode(data, decoder="mse").pixels)
+    assert not np.array_equal(api.decode(old).pixels, api.decode(data).pixels)
+    r = torch.zeros(1, 1, 6, 6, dtype=torch.float64)
+    r[..., ::2, ::2] = 1.0  # a 2-pixel-period grid is flattened to its mean inside
+    assert torch.allclose(smooth_121(r)[..., 1:-1, 1:-1], torch.full((1, 1, 4, 4), 0.25,
+                                                                    dtype=torch.float64))

@@ -12,7 +12,9 @@ kept blocks (feathered 8 px into the synthesized area), so kept regions are not 
 density (mean Sobel gradient magnitude of the luma in the block).
 
 Params: ``q`` quality x100, ``k`` keep quality x100 (-1: no mask), ``t`` tile, ``h`` 32-bit
-hash of the decoded latent state. Streams: [mask] then per tile the z and y streams.
+hash of the decoded latent state, ``s`` (version 2; 1 by default, 0 in version-1 files):
+the GAN decoder smooths the generator's residual with [1 2 1]/4 (written as 1 for
+half-resolution generators). Streams: [mask] then per tile the z and y streams.
 """
 
 from __future__ import annotations
@@ -223,6 +225,18 @@ def decode_mask(data: bytes, shape: tuple[int, int]) -> np.ndarray:
     return m
 
 
+def smooth_121(r):
+    """[1 2 1]/4 in both directions (edges replicated): removes the 2-pixel-period grid that
+    the half-resolution generator's pixel shuffle adds (about 40 % of its residual energy,
+    which SSIMULACRA2 does not reward either). Elementwise float64 sums in a fixed order, so
+    every machine gets the same values."""
+    import torch.nn.functional as F
+
+    p = F.pad(r, (1, 1, 1, 1), mode="replicate")
+    h = (p[..., :, :-2] + 2 * p[..., :, 1:-1] + p[..., :, 2:]) * 0.25
+    return (h[..., :-2, :] + 2 * h[..., 1:-1, :] + h[..., 2:, :]) * 0.25
+
+
 def blend_weight(m: np.ndarray, h: int, w: int, feather: int = 8) -> np.ndarray:
     """Per-pixel weight of the kept reconstruction: 1 in kept blocks, fading to 0 over
     ``feather`` pixels outside them (integer box filter, exact everywhere)."""
@@ -238,7 +252,7 @@ def blend_weight(m: np.ndarray, h: int, w: int, feather: int = 8) -> np.ndarray:
 class GenerativeCodec(Codec):
     name = "generative"
     codec_id = 9
-    version = 1
+    version = 2  # 2: param "s" (smoothed generator residual), default 1; version-1 files: 0
     channels = (3,)
     description = "GAN decoder for very low rates (seed 002, HiFiC-like), --decoder gan|mse"
     encode_options = (
@@ -254,6 +268,9 @@ class GenerativeCodec(Codec):
         Option("decoder", str, "gan", "gan: synthesized texture; mse: the MSE synthesis of the "
                "same latent", choices=("gan", "mse")),
     )
+
+    def file_defaults(self, version: int) -> dict[str, Any]:
+        return {"s": 0} if version < 2 else {"s": 1}
 
     def quality_range(self) -> tuple[float, float]:
         return (0.0, 100.0)
@@ -298,7 +315,8 @@ class GenerativeCodec(Codec):
                 streams.append(encode_indexed(z_hat, rt.z_index(z_hat.shape), rt.z_freqs, rt.z_offsets))
                 streams.append(encode_indexed(sym, idx, rt.y_freqs, rt.y_offsets))
                 _state_hash(digest, z_hat, sym, mean_int, idx)
-        params = {"q": q100, "k": k100, "t": tile, "h": int.from_bytes(digest.digest(), "little")}
+        params = {"q": q100, "k": k100, "t": tile, "h": int.from_bytes(digest.digest(), "little"),
+                  "s": int(rt.model.gen_kind == 2)}
         notes = [f"kept {int(mask.sum())}/{mask.size} blocks"] if mask is not None else []
         return Encoded(params, streams, model_id=model_id, model_sha256=sha, notes=notes)
 
@@ -309,8 +327,11 @@ class GenerativeCodec(Codec):
         opts = self.decode_opts(options)
         try:
             q100, k100, tile, want = (int(params[k]) for k in ("q", "k", "t", "h"))
+            smooth = int(params.get("s", 0))
         except (KeyError, TypeError, ValueError):
             raise FormatError("generative params missing or malformed") from None
+        if smooth not in (0, 1):
+            raise FormatError("generative params out of range")
         if not 0 <= q100 <= 10000 or not -1 <= k100 <= 10000 or not 64 <= tile <= 4096 \
                 or tile % PAD or channels != 3:
             raise FormatError("generative params out of range")
@@ -346,10 +367,10 @@ class GenerativeCodec(Codec):
                 if gan:
                     noise = torch.from_numpy(np.random.default_rng(k).standard_normal(
                         rt.model.gen.noise_shape(x_mse))).to(rt.device)
-                    pix = rt.model.gen(y_hat, x_mse, noise)
-                    if rt.strength != 1.0:
-                        pix = x_mse + rt.strength * (pix - x_mse)
-                    pix = pix.clamp(0, 1)
+                    res = rt.model.gen(y_hat, x_mse, noise) - x_mse
+                    if smooth:
+                        res = smooth_121(res)
+                    pix = (x_mse + rt.strength * res).clamp(0, 1)
                 pix = (pix[0] * 255).double().cpu().numpy().transpose(1, 2, 0)[:th, :tw]
                 if gan and mask is not None:
                     wgt = blend_weight(mask, height, width)[y0:y0 + th, x0:x0 + tw, None]

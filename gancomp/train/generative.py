@@ -38,19 +38,22 @@ PRESETS: dict[str, dict[str, Any]] = {
             "per_image": 24, "batch": 16, "steps": 1000000, "gan_start": 0.2, "lr": 2e-4,
             "w_gan": 0.3, "w_mse": 0.5, "half": True},
     # generator only, on hp-a2's frozen transforms and entropy model at its five lowest
-    # lambdas (the rate path is then exactly hp-a2's); half-resolution generator v2
+    # lambdas (the rate path is then exactly hp-a2's); half-resolution generator v2. The
+    # loss weights are those of gen-a2-cpu's last phase (its card lists all three); w_s2
+    # trains on SSIMULACRA2 itself (needs the ssimulacra2 package for its weights)
     "a2-cpu": {"N": 64, "M": 128, "Nh": 64, "init": "hp-a2", "freeze_rd": True,
                "lambdas": [0.00045, 0.0009, 0.0018, 0.0035, 0.0067], "gen_kind": 2,
                "gen_width": 24, "gen_last": 2, "d_width": 24, "crop": 128, "per_image": 8,
-               "batch": 4, "steps": 100000, "gan_start": 0.1, "lr": 2e-4, "lr_final": 5e-5,
-               "w_mse": 0.25, "w_ssim": 0.5, "w_tex": 10.0, "w_fm": 2.0, "w_gan": 1.0},
+               "batch": 4, "steps": 100000, "gan_start": 0.0, "lr": 2e-4, "lr_final": 5e-5,
+               "w_mse": 0.25, "w_ssim": 2.0, "w_tex": 1.0, "w_fm": 1.0, "w_gan": 0.2,
+               "w_s2": 0.03},
     # 64x64 faces: hp-a2's transforms fine-tuned on faces at lower lambdas (a 64x64 face at
     # 0.25 bpp has 80 bytes of payload beside the 48-byte header), with the generator v2
     "faces-cpu": {"N": 64, "M": 128, "Nh": 64, "init": "hp-a2", "crop": 64, "faces": True,
                   "lambdas": [0.0001, 0.0003, 0.0009, 0.0027], "gen_kind": 2,
                   "gen_width": 24, "gen_last": 2, "d_width": 24, "batch": 16, "steps": 100000,
-                  "gan_start": 0.3, "lr": 2e-4, "lr_final": 5e-5, "w_mse": 0.25, "w_ssim": 0.5,
-                  "w_tex": 10.0, "w_fm": 2.0, "w_gan": 1.0, "mixed_rate": 0.0},
+                  "gan_start": 0.3, "lr": 2e-4, "lr_final": 5e-5, "w_mse": 0.25, "w_ssim": 2.0,
+                  "w_tex": 1.0, "w_fm": 1.0, "w_gan": 0.2, "w_s2": 0.03, "mixed_rate": 0.0},
     "faces-gpu": {"N": 64, "M": 64, "Nh": 48, "gen_width": 32, "gen_last": 24, "d_width": 32, "crop": 64,
                   "faces": True, "batch": 64, "steps": 1000000, "gan_start": 0.2,
                   "lambdas": [0.0004, 0.0015, 0.006], "w_gan": 0.3, "w_mse": 0.5, "half": True},
@@ -337,8 +340,12 @@ def export(ckpt: Path, folder: Path, model_id: str, default: bool = False,
         "architecture": (f"encoder 4x conv5 s2 + GDN (N={cfg['N']}, M={cfg['M']}), mean-scale "
                          f"hyperprior (N_h={cfg['Nh']}) with gain units over lambdas "
                          f"{cfg['lambdas']} and integer h_s; decoders: MSE synthesis (IGDN) and "
-                         f"GAN generator (width {cfg['gen_width']}, noise={cfg['noise']}) refining "
-                         f"it; trained against a {cfg['d_scales']}-scale LSGAN discriminator"),
+                         f"GAN generator v{cfg.get('gen_kind', 1)} (width {cfg['gen_width']}, "
+                         f"noise={cfg['noise']}{', half resolution' if cfg.get('gen_kind', 1) == 2 else ''}) "
+                         f"refining it; trained against a {cfg['d_scales']}-scale LSGAN discriminator"
+                         + (f"; rate path frozen at {cfg['init']}'s" if cfg.get("freeze_rd") else "")),
+        "generator_loss": {k: cfg.get(k, 0.0) for k in ("w_mse", "w_ssim", "w_tex", "w_fm",
+                                                        "w_gan", "w_s2")},
         "config": cfg,
         "data": (f"{cfg['data']} ({'faces, last 500 sorted ids held out' if cfg['faces'] else 'photos minus the held-back 5 %'}"
                  f", {cfg['crop']}px crops); never Kodak"),
