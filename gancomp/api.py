@@ -112,15 +112,19 @@ def _encode_once(codec: Codec, arr: np.ndarray, quality: float | None, icc: byte
     if exif:
         sections[ct.SEC_EXIF] = exif
     model_hash = bytes.fromhex(enc.model_sha256) if enc.model_id else b""
-    c = ct.Container(codec.codec_id, codec.version, arr.shape[1], arr.shape[0], arr.shape[2],
-                     bit_depth, enc.model_id, model_hash, strip_defaults(codec, enc.params),
+    version = codec.version if enc.version is None else enc.version
+    if not 1 <= version <= codec.version:
+        raise ValueError(f"{codec.name} wrote version {version} (it has 1..{codec.version})")
+    c = ct.Container(codec.codec_id, version, arr.shape[1], arr.shape[0], arr.shape[2],
+                     bit_depth, enc.model_id, model_hash, strip_defaults(codec, enc.params, version),
                      enc.streams, sections)
     return ct.pack(c), enc.notes
 
 
-def strip_defaults(codec: Codec, params: dict) -> dict:
-    """``params`` without the entries equal to the codec's file defaults (.gcz 1.1)."""
-    dflt = codec.file_defaults(codec.version)
+def strip_defaults(codec: Codec, params: dict, version: int | None = None) -> dict:
+    """``params`` without the entries equal to the codec's file defaults for files of
+    ``version`` (default: the codec's own) (.gcz 1.1)."""
+    dflt = codec.file_defaults(codec.version if version is None else version)
     return {k: v for k, v in params.items()
             if not (k in dflt and type(dflt[k]) is type(v) and dflt[k] == v)}
 

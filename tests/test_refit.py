@@ -95,7 +95,8 @@ def test_hyperprior_adapt_pays_and_decodes_the_same_elsewhere(tmp_path):
     from PIL import Image
 
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), rec)
-    assert api.read_header(plain).codec_version == 3 and "a" not in api.read_header(plain).params
+    # a file without the loop-filter stream is written as version 2: older builds read it
+    assert api.read_header(plain).codec_version == 2 and "a" not in api.read_header(plain).params
 
 
 def test_hyperprior_last_layer_refit_moves_its_phase():

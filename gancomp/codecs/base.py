@@ -120,6 +120,9 @@ class Encoded:
     model_sha256: str = ""
     # Free-form notes for the user (printed with -v), never stored in the file.
     notes: list[str] = field(default_factory=list)
+    # The codec version the file is written as, when lower than the codec's own (a file that
+    # uses no newer feature stays readable by older builds); None = ``Codec.version``.
+    version: int | None = None
 
 
 class Codec:

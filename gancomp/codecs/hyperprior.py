@@ -20,7 +20,8 @@ tiles holds per-image least-squares refits (:mod:`gancomp.codecs.refit`, shared 
 --finetune``): bit 0 of ``a``, the centre taps of g_s's last layer per output phase plus a
 per-phase bias ((N+1) x 12 numbers, a 1x1 conv of its input features, pixel-shuffled); bit
 1, a loop filter on the decoded 8-bit image. Each is counted in the size and kept only when
-it lowers bpp + lambda * 255^2 * MSE. Files without ``a`` are version-2 bitstreams.
+it lowers bpp + lambda * 255^2 * MSE. Files without ``a`` are version-2 bitstreams and are
+written as version 2 (``Encoded.version``), so builds that predate ``--adapt`` read them.
 
 Codec version 1 (hp-a1 files, no ``l``): independent image tiles, each padded by itself
 (decoded as before; the seams they show are why layout 2 exists).
@@ -308,9 +309,11 @@ class HyperpriorCodec(Codec):
                 fs, adapted, notes = _adapt(rt, y_hat, ig, tile, padded, image,
                                             float(rt.model.lam(t)), 8 * sum(map(len, streams)))
                 streams += fs
-        params = {"q": q100, "t": tile, "l": 2, "h": int.from_bytes(digest.digest(), "little"),
-                  "a": adapted}
-        return Encoded(params, streams, model_id=model_id, model_sha256=sha, notes=notes)
+        params = {"q": q100, "t": tile, "l": 2, "h": int.from_bytes(digest.digest(), "little")}
+        if adapted:  # only a file with the loop-filter stream needs version 3
+            params["a"] = adapted
+        return Encoded(params, streams, model_id=model_id, model_sha256=sha, notes=notes,
+                       version=3 if adapted else 2)
 
     def decode(self, params, streams, width, height, channels, model_id="", model_sha256="",
                **options) -> np.ndarray:
