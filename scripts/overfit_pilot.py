@@ -72,7 +72,7 @@ def main() -> None:
             if not a.no_analysis and f"{tag}.analysis" in t:
                 init["analysis"] = t[f"{tag}.analysis"]
         for q in (float(x) for x in a.q.split(",")):
-            lam = lambda_of(q / 100)
+            lam = lambda_of(q)
             for n in (int(x) for x in a.iters.split(",")):
                 sched = F.Schedule(iters=n, **{k: (int(v) if k in ("candidates", "warm") else v)
                                                for k, v in over.items()})

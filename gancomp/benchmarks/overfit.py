@@ -30,10 +30,12 @@ QUALITIES = (15.0, 40.0, 65.0, 90.0)
 BASELINES = {"webp": (0, 5, 15, 30, 50, 70, 85, 95), "avif": (5, 12, 22, 35, 50, 62, 72, 80),
              "heic": (5, 12, 20, 27, 34, 41, 48), "jpegxl": None}
 DEFAULT_CACHE = "docs/overfit_bench"
-# the encoder recipe of new points: "v2" = codec version 2 (pre-fitted start, latents from a
-# least-squares projection, weights as differences). Points without "recipe" are version-1
-# encodes (random starts + warm-up), kept and reported separately.
-RECIPE = "v2"
+# the encoder recipe of new points. Points without "recipe" are "v1": codec version 1 (random
+# starts + warm-up); "v2": codec version 2 starting from models/overfit-init-v1 (fitted at a
+# wrong lambda); "v3": codec version 2 starting from models/overfit-init-v2. Each is kept and
+# reported separately.
+RECIPES = ("v1", "v2", "v3")
+RECIPE = RECIPES[-1]
 
 
 def load(folder: Path, name: str, which: str) -> np.ndarray:
@@ -177,6 +179,37 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _recipe_table(rows: list[dict]) -> list[str]:
+    """BD-rate of each later recipe against v1 at the same set and effort, on the images
+    both finished at all 4 qualities (negative = less rate for the same PSNR)."""
+    out = []
+    for which in ("crops", "full"):
+        for e in sorted({r["effort"] for r in rows if r["set"] == which}):
+            sel = [r for r in rows if r["set"] == which and r["effort"] == e
+                   and not r.get("iters_override")]
+            per = {}
+            for rec in RECIPES:
+                rr = [r for r in sel if r.get("recipe", "v1") == rec]
+                per[rec] = {n: {r["quality"]: r for r in rr if r["image"] == n}
+                            for n in {r["image"] for r in rr}}
+                per[rec] = {n: v for n, v in per[rec].items() if len(v) == 4}
+            for rec in RECIPES[1:]:
+                common = sorted(set(per["v1"]) & set(per[rec]))
+                if not common:
+                    continue
+                curves = []
+                for rc in ("v1", rec):
+                    qs = sorted(per[rc][common[0]])
+                    curves.append([[float(np.mean([per[rc][n][q][k] for n in common])) for q in qs]
+                                   for k in ("bpp", "psnr")])
+                bd = _bd(curves[0][0], curves[0][1], curves[1][0], curves[1][1])
+                out.append(f"| {which} | {e} | {rec} | {', '.join(common)} | {bd:+.1f}% |")
+    if not out:
+        return []
+    return ["Later recipes against v1 (BD-rate, PSNR; same set, effort and images):", "",
+            "| set | effort | recipe | images | BD-rate vs v1 |", "|---|---|---|---|---|", *out, ""]
+
+
 def report(a, cache: Path, folder: Path, cmd: str) -> str:
     """Tables (per set and effort) from every cached point, BD-rates, plot; writes the section.
     A curve averages only the images that finished all its qualities; the classical codecs
@@ -185,13 +218,19 @@ def report(a, cache: Path, folder: Path, cmd: str) -> str:
 
     rows = [json.loads(f.read_text()) for f in sorted(cache.glob("*.json"))]
     lines = ["Overfitted codec (`overfit`) on the Kodak subset, one torch thread per encode on a "
-             "shared 2-core machine (load average 10-16 while this ran, so encode seconds are "
-             "wall-clock under heavy contention). bpp from the whole .gcz file, PSNR (RGB, 8-bit) "
-             "of the decoded file; a curve averages the images that finished all its qualities; "
-             "WebP, AVIF, HEIC and JPEG XL are measured in the same run on exactly those pixels.", ""]
+             "shared 2-core machine (load average 5-16 while this ran, so wall-clock encode "
+             "seconds are several times the CPU seconds; points of session 1 have no CPU "
+             "seconds). bpp from the whole .gcz file, PSNR (RGB, 8-bit) of the decoded file; a "
+             "curve averages the images that finished all its qualities; WebP, AVIF, HEIC and "
+             "JPEG XL are measured in the same run on exactly those pixels. Recipe v1: codec "
+             "version 1 (random starts, warm-up at effort >= 3); v2: codec version 2 (pre-fitted "
+             "starting networks `overfit-init-v1`, weights stored as differences, warm-up "
+             "iterations moved to the main phase); v3: the same from `overfit-init-v2` (v1's "
+             "networks had been fitted at a wrong lambda).", ""]
+    lines += _recipe_table(rows)
     curves: dict[str, Curve] = {}
     base_cache: dict[tuple, dict] = {}
-    for rec, which in [(v, w) for v in ("v1", RECIPE) for w in ("crops", "full")]:
+    for rec, which in [(v, w) for v in RECIPES for w in ("crops", "full")]:
         sel = [r for r in rows if r["set"] == which and not r.get("iters_override")
                and r.get("recipe", "v1") == rec]
         for e in sorted({r["effort"] for r in sel}):

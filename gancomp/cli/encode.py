@@ -42,8 +42,8 @@ from .common import CodecOptionsCommand, describe_channels, note, parse_extra
               help="overfit: fitting effort 1 (fast) .. 9 (best, slowest).")
 @click.option("--seed", type=int, default=None, help="Random seed of codecs that fit at encode time.")
 @click.option("--best", is_flag=True, default=False,
-              help="Best compression, very slow: -c overfit --effort 9 (about 1-2 CPU hours "
-                   "for a 768x512 photo on one core).")
+              help="Best compression, very slow: -c overfit --effort 9 (about 1.3-1.5 CPU "
+                   "hours for a 768x512 photo on one core).")
 @click.option("--keep-mask", default=None, metavar="MASK.png",
               help="generative: PNG mask, white = code these regions at high fidelity.")
 @click.option("--keep", type=click.Choice(["auto"]), default=None,

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     imgs = training_crops(a.data, a.images, a.size, a.seed)
-    lams = [lambda_of(float(q) / 100) for q in a.qualities.split(",")]
+    lams = [lambda_of(float(q)) for q in a.qualities.split(",")]
     tensors, t0 = {}, time.process_time()
     for name, arch in ARCHS.items():
         nets, lats = prefit(imgs, arch, lams, a.iters, a.seed, log=lambda m: print(name, m, flush=True))
