@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import ModelError
 
@@ -184,3 +184,18 @@ def save(arrays: dict, card: dict, folder: Path, name: str) -> Path:
         card.setdefault(key, None)
     (folder / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
     return path
+
+
+def runtime(factory: Callable[..., Any], model_id: str, sha: str, *args: Any) -> Any:
+    """``factory(arrays, *args)`` for model ``model_id`` (ModelError unless its SHA-256 starts
+    with ``sha``), cached per model file and arguments: the codecs' one model loader."""
+    card = card_for_file(model_id, sha)
+    return cached_runtime(factory, model_id, card.sha256, str(card.path),
+                          card.path.stat().st_mtime, *args)
+
+
+@lru_cache(maxsize=4)
+def cached_runtime(factory: Callable[..., Any], model_id: str, sha: str, path: str,
+                   mtime: float, *args: Any) -> Any:
+    arrays, _ = load(model_id, sha)
+    return factory(arrays, *args)

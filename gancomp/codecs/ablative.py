@@ -16,7 +16,6 @@ Streams: mask, end-of-block positions, coefficients, escapes (varints).
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -109,19 +108,10 @@ class _Net:
         self.device = device
 
 
-@lru_cache(maxsize=2)
-def _cached(model_id: str, sha: str, path: str, mtime: float, device: str) -> _Net:
-    from ..weights import load
-
-    arrays, _ = load(model_id, sha)
-    return _Net(arrays, device)
-
-
 def _net(model_id: str, sha: str, device: str) -> _Net:
-    from ..weights import card_for_file
+    from ..weights import runtime
 
-    card = card_for_file(model_id, sha)
-    return _cached(model_id, card.sha256, str(card.path), card.path.stat().st_mtime, device)
+    return runtime(_Net, model_id, sha, device)
 
 
 def inpaint(net: _Net, kept: np.ndarray, mask_px: np.ndarray) -> np.ndarray:

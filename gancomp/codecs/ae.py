@@ -32,7 +32,6 @@ latent symbols; then, after pass 1, the fine-tune stream when ``f``.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -101,21 +100,13 @@ class _Runtime:
         return torch.tensor([q100 / 10000.0 * (self.base.levels - 1)], dtype=torch.float64)
 
 
-@lru_cache(maxsize=2)
-def _cached_runtime(model_id: str, sha: str, path: str, mtime: float) -> _Runtime:
-    from ..weights import load
-
-    arrays, _ = load(model_id, sha)
-    return _Runtime(arrays)
-
-
 def _runtime(model_id: str, sha: str) -> _Runtime:
-    from ..weights import card_for_file
+    from ..weights import card_for_file, runtime
 
     card = card_for_file(model_id, sha)
     if card.codec != "ae":
         raise ModelError(f"model {model_id!r} is for codec {card.codec!r}, not ae")
-    return _cached_runtime(model_id, card.sha256, str(card.path), card.path.stat().st_mtime)
+    return runtime(_Runtime, model_id, card.sha256)
 
 
 def _model_ref(model: str | None) -> tuple[str, str]:

@@ -20,7 +20,6 @@ half-resolution generators). Streams: [mask] then per tile the z and y streams.
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -116,18 +115,9 @@ class _Runtime:
 
 
 def _runtime(model_id: str, sha: str, device: str) -> _Runtime:
-    from ..weights import card_for_file
+    from ..weights import runtime
 
-    card = card_for_file(model_id, sha)
-    return _cached(model_id, card.sha256, str(card.path), card.path.stat().st_mtime, device)
-
-
-@lru_cache(maxsize=2)
-def _cached(model_id: str, sha: str, path: str, mtime: float, device: str) -> _Runtime:
-    from ..weights import load
-
-    arrays, _ = load(model_id, sha)
-    return _Runtime(arrays, device)
+    return runtime(_Runtime, model_id, sha, device)
 
 
 def _model_ref(model: str | None, codec: str = "generative") -> tuple[str, str]:

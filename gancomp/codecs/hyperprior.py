@@ -34,7 +34,6 @@ desync. Streams: per tile, the z stream then the y stream (gancomp.entropy index
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -42,6 +41,7 @@ import numpy as np
 from .. import progress
 from ..entropy import decode_indexed, encode_indexed
 from ..errors import FormatError, InputError, ModelError
+from ..weights import cached_runtime as _cached_runtime  # noqa: F401  (tests clear it)
 from .base import Codec, Encoded, Option, clamp_quality, register
 from .base import torch_device as _device
 
@@ -126,18 +126,9 @@ class _Runtime:
 
 def _runtime(model_id: str, sha: str, device: str) -> _Runtime:
     """The loaded model ``model_id``; ModelError unless its SHA-256 starts with ``sha``."""
-    from ..weights import card_for_file
+    from ..weights import runtime
 
-    card = card_for_file(model_id, sha)
-    return _cached_runtime(model_id, card.sha256, str(card.path), card.path.stat().st_mtime, device)
-
-
-@lru_cache(maxsize=2)
-def _cached_runtime(model_id: str, sha: str, path: str, mtime: float, device: str) -> _Runtime:
-    from ..weights import load
-
-    arrays, _ = load(model_id, sha)
-    return _Runtime(arrays, device)
+    return runtime(_Runtime, model_id, sha, device)
 
 
 def _model_ref(model: str | None) -> tuple[str, str]:
