@@ -102,6 +102,9 @@ def decode_image_bytes(data: bytes, name: str = "input") -> LoadedImage:
     if img.width < 1 or img.height < 1:
         raise InputError(f"{name}: zero-size image")
     notes: list[str] = []
+    frames = getattr(img, "n_frames", 1) or 1
+    if frames > 1:  # animated GIF/PNG/WebP, multi-page TIFF: say what is not kept
+        notes.append(f"{frames} frames or pages: only the first is coded")
     icc = img.info.get("icc_profile") or None
     try:
         img = ImageOps.exif_transpose(img)

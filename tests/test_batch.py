@@ -177,3 +177,14 @@ def test_ray_matches_local(tree: Path, tmp_path: Path):
     ray = batch.run(batch.plan(str(tree), tmp_path / "ray", s), s, workers=2, ray="local")
     assert ray.engine == "ray" and ray.count("done") == local.count("done") == 3
     assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "local")
+
+
+def test_notes_of_each_file_are_shown(tmp_path: Path):
+    """What a file loses (here: the extra frames of an animated GIF) is said per file."""
+    src = tmp_path / "in"
+    src.mkdir()
+    frames = [Image.open(DATA / IMGS[1]).convert("RGB"), Image.open(DATA / IMGS[0]).convert("RGB")]
+    frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:])
+    r = run_cli("batch", str(src), str(tmp_path / "out"), "-c", "wavelet", "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    assert b"anim.gif" in r.stderr and b"2 frames or pages: only the first is coded" in r.stderr

@@ -352,6 +352,22 @@ def test_16bit_rgb_lossy_notes_and_records_depth(tmp_path, rgb16):
     assert r.returncode == 0 and b"source was 16-bit" in r.stderr
 
 
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP", "TIFF"])
+def test_extra_frames_are_reported_not_dropped_silently(fmt):
+    """Animated GIF/PNG/WebP and multi-page TIFF: the first frame is coded and a note says so."""
+    from gancomp.imageio import decode_image_bytes
+
+    rng = np.random.default_rng(1)
+    frames = [Image.fromarray(rng.integers(0, 256, (8, 10, 3), dtype=np.uint8)) for _ in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, fmt, save_all=True, append_images=frames[1:])
+    img = decode_image_bytes(buf.getvalue())
+    assert any("3 frames or pages: only the first is coded" in n for n in img.notes), img.notes
+    one = io.BytesIO()
+    frames[0].save(one, fmt)
+    assert not any("frames" in n for n in decode_image_bytes(one.getvalue()).notes)
+
 # -- item 10: corruption behind a valid checksum is caught by wavelet and kmeans -----------------
 
 @pytest.mark.parametrize("codec,opts", [("wavelet", {}), ("wavelet", {"ratio": 8}),

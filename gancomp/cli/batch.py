@@ -67,7 +67,10 @@ class _Progress:
             self.saved += o.in_bytes - o.out_bytes
         if self.quiet:
             return
+        notes = list(getattr(o, "notes", None) or []) if o.status == "done" else []
         if self.bar is not None:
+            for n_ in notes:  # what was not kept (frames, bit depth) is never silent
+                self.bar.console.print(f"gancomp: {o.rel}: {n_}")
             self.failed += o.status == "failed"
             self.bar.update(self.task, completed=n, description=o.rel, saved=_size(self.saved),
                             failed=f"[red]{self.failed} failed" if self.failed else "")
@@ -76,7 +79,8 @@ class _Progress:
             note(f"[{n}/{total}] {o.rel}: FAILED: {o.error}")
         elif o.status == "done":
             bpp = f", {o.bpp:.3f} bpp" if o.bpp is not None else ""
-            note(f"[{n}/{total}] {o.rel} -> {_size(o.out_bytes)}{bpp}, {o.seconds:.1f} s")
+            note(f"[{n}/{total}] {o.rel} -> {_size(o.out_bytes)}{bpp}, {o.seconds:.1f} s"
+                 + "".join(f"; {n_}" for n_ in notes))
 
     def stop(self) -> None:
         if self.bar is not None:
