@@ -506,3 +506,23 @@ def test_lossless_never_decodes_corruption_to_other_pixels(rgb_small, entropy):
     for mutated, what in mutations(data, True, [0xFF], 0, 0):
         outcome, _slow = classify(mutated, ref, 10.0)
         assert outcome in ("error", "same"), (what, outcome)
+
+
+def test_ctrl_c_during_a_long_fit_leaves_nothing(tmp_path):
+    """SIGINT while `overfit` fits: exit 130, one line, no output file and no temporary file."""
+    import signal
+    import time
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS="1")
+    out = tmp_path / "x.gcz"
+    p = subprocess.Popen([sys.executable, "-m", "gancomp", "encode", str(DATA / "astronaut_128x96.png"),
+                          str(out), "-c", "overfit", "--effort", "9", "--quiet"],
+                         stderr=subprocess.PIPE, env=env)
+    time.sleep(5)
+    assert p.poll() is None, "the fit ended before the signal; the test needs a longer fit"
+    p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=60)[1]
+    assert p.returncode == 130, err
+    assert b"Traceback" not in err and err.strip().count(b"\n") == 0, err
+    assert list(tmp_path.iterdir()) == []
