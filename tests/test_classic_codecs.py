@@ -93,3 +93,38 @@ def test_decodes_identically_in_another_process(codec, rgb, tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True,
                          env=env, timeout=120)
     assert out.stdout.strip() == ref, out.stderr
+
+
+@pytest.mark.parametrize("resolution", [0.0, 1.0])
+@pytest.mark.parametrize("target", [0.3, 1.7, 5.0, 19.0])
+def test_rate_search_finds_the_best_quality_in_few_trials(target, resolution):
+    """The --target-bpp search returns the highest quality whose file fits, to the search's
+    resolution, on a smooth rate curve and on a staircase one, in fewer trials than bisection."""
+    from gancomp.codecs.base import Codec, Encoded
+
+    calls: list[float] = []
+
+    class Fake(Codec):
+        name, codec_id, version, channels = "fake", 250, 1, (3,)
+        quality_resolution = resolution
+
+        def quality_range(self):
+            return (0.0, 100.0)
+
+        def encode(self, image, quality=None, **options):
+            calls.append(quality)
+            q = round(quality) if resolution else quality
+            return Encoded({}, [bytes(int(40 * 2 ** (q / 12.0)))])
+
+    arr = np.zeros((64, 64, 3), np.uint8)
+    c = Fake()
+    res = api._search(c, arr, target, None, None, None, 8, {})
+    px, tol = 64 * 64, max(100 / 2 ** 9, resolution)
+
+    def bpp(q):
+        return len(api._encode_once(c, arr, q, None, None, 8, {})[0]) * 8 / px
+
+    assert bpp(res.quality) <= target
+    if res.quality < 100:
+        assert bpp(min(100.0, res.quality + tol * 1.01)) > target, res.quality
+    assert len(calls) <= 8, len(calls)   # bisection: 10

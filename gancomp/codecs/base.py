@@ -174,6 +174,10 @@ class Codec:
         FormatError for streams that are inconsistent with the parameters."""
         raise NotImplementedError
 
+    # Qualities closer than this give the same or adjacent encodings (a codec that maps
+    # quality to integer codes); --target-bpp/--target-psnr searches stop at this spacing.
+    quality_resolution: float = 0.0
+
     def quality_range(self) -> tuple[float, float]:
         """The useful quality range for sweeps and --target-bpp bisection."""
         return (1.0, 100.0)

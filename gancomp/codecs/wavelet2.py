@@ -199,6 +199,7 @@ class Wavelet2Codec(Codec):
     )
 
     chroma_default = CHROMA_CODE
+    quality_resolution = 16.0 / STEP_DIV   # one step code per this much quality
 
     def quality_range(self) -> tuple[float, float]:
         return (0.0, 100.0)
