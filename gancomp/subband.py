@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .entropy import AdaptiveCoder, _frame, _unframe
+from .entropy import AdaptiveCoder, _family, _frame, _unframe
 from .errors import FormatError
 
 # (row offset, column offset, stride, neighbour distance, context class): a 4 x 4 grid
@@ -77,6 +77,61 @@ class _Coder(AdaptiveCoder):
         super().encode(symbols, contexts)
 
 
+class _BlockCoder(_Coder):
+    """Format v3: fixed blocks of ``block`` symbols (no early cuts); every symbol of a block
+    uses the counts at the block's start, gathered from one probability table per block, and
+    the counts are updated by one ``bincount`` -- a pass of a band is a few vectorized calls.
+    Counts above ``halve_at`` are halved until they fit (integer arithmetic, bit-exact)."""
+
+    def _table(self) -> np.ndarray:
+        return self.counts / self.totals[:, None].astype(np.float64)
+
+    def _update(self, symbols: np.ndarray, ctx: np.ndarray) -> None:
+        a, inc = self.alphabet, self.increment
+        if a == 2:
+            self.counts[:, 1] += np.bincount(ctx[symbols > 0], minlength=self.contexts) * inc
+            self.totals += np.bincount(ctx, minlength=self.contexts) * inc
+            self.counts[:, 0] = self.totals - self.counts[:, 1]
+        else:
+            self.counts += np.bincount(ctx * a + symbols, minlength=self.contexts * a).reshape(
+                self.contexts, a) * inc
+            self.totals += np.bincount(ctx, minlength=self.contexts) * inc
+        self._halve()
+
+    def _halve(self) -> None:
+        while self.totals.max() > self.halve_at:
+            big = self.totals > self.halve_at
+            self.counts[big] = (self.counts[big] + 1) // 2
+            self.totals[big] = self.counts[big].sum(axis=1)
+
+    def encode(self, symbols: np.ndarray, contexts: np.ndarray) -> None:
+        symbols = np.asarray(symbols, dtype=np.int64).ravel()
+        contexts = np.asarray(contexts, dtype=np.int64).ravel()
+        if self.stats is not None:
+            np.add.at(self.stats, (contexts, symbols), 1)
+        if symbols.size and (symbols.min() < 0 or symbols.max() >= self.alphabet):
+            raise ValueError("symbol outside the alphabet")
+        n, b = symbols.size, self.block
+        for a in range(0, n, b):
+            s, c = symbols[a:a + b], contexts[a:a + b]
+            self._enc.encode(s.astype(np.int32), _family(), self._table()[c])
+            self._update(s, c)
+
+    def decode(self, contexts: np.ndarray) -> np.ndarray:
+        contexts = np.asarray(contexts, dtype=np.int64).ravel()
+        n, b = contexts.size, self.block
+        out = np.empty(n, dtype=np.int64)
+        try:
+            for a in range(0, n, b):
+                c = contexts[a:a + b]
+                s = np.asarray(self._dec.decode(_family(), self._table()[c]), dtype=np.int64)
+                out[a:a + b] = s
+                self._update(s, c)
+        except (ValueError, RuntimeError, AssertionError) as exc:
+            raise FormatError(f"entropy decoding failed: {exc}") from None
+        return out
+
+
 class Coders:
     """The adaptive models of one image, sharing one range coder, plus a raw-bit side stream.
 
@@ -84,9 +139,9 @@ class Coders:
     :mod:`gancomp.train.w2priors`); ``record`` makes the models count what they code."""
 
     def __init__(self, data: bytes | None = None, priors: dict[str, np.ndarray] | None = None,
-                 record: bool = False, halve_at: int = HALVE_AT) -> None:
+                 record: bool = False, halve_at: int = HALVE_AT, block: int = 0) -> None:
         for name, (alpha, nctx) in MODELS.items():
-            c = _Coder(alpha, nctx)
+            c = _BlockCoder(alpha, nctx, block=block) if block else _Coder(alpha, nctx)
             c.halve_at = halve_at
             if priors is not None:
                 c.counts = priors[name].astype(np.int64).copy()
@@ -180,9 +235,13 @@ def _resample(a: np.ndarray | None, shape: tuple[int, int], factor: int) -> np.n
     """``a[i // factor, j // factor]`` on ``shape`` (indices clipped); zeros without ``a``."""
     if a is None or a.size == 0:
         return np.zeros(shape, dtype=np.int64)
-    ri = np.minimum(np.arange(shape[0]) // factor, a.shape[0] - 1)
-    ci = np.minimum(np.arange(shape[1]) // factor, a.shape[1] - 1)
-    return a[np.ix_(ri, ci)]
+    h, w = shape
+    if factor > 1:   # repeat rows and columns (the same values as the clipped gather)
+        a = a[:(h + factor - 1) // factor, :(w + factor - 1) // factor]
+        a = np.repeat(np.repeat(a, factor, axis=0), factor, axis=1)
+    if a.shape[0] < h or a.shape[1] < w:
+        a = np.pad(a, ((0, max(0, h - a.shape[0])), (0, max(0, w - a.shape[1]))), mode="edge")
+    return a[:h, :w]
 
 
 class BandInfo:

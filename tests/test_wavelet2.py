@@ -11,6 +11,7 @@ import pytest
 
 from gancomp import api, dwt97
 from gancomp.codecs import get_codec
+from gancomp.codecs.wavelet2 import VERSION
 from gancomp.errors import FormatError
 from gancomp.metrics import psnr
 
@@ -199,7 +200,7 @@ def test_postfilter_v2(rgb, gray):
     c = get_codec("wavelet2")
     for img in (rgb, gray, rgb[:1, :1], gray[:3, :5]):
         e = c.encode(img, 40, postfilter=2)
-        assert e.params["V"] == 2 and e.params["f"] == (1 << img.shape[2]) - 1
+        assert e.params["V"] == VERSION and e.params["f"] == (1 << img.shape[2]) - 1
         out = c.decode(e.params, e.streams, img.shape[1], img.shape[0], img.shape[2])
         assert out.shape == img.shape
         assert "f" not in c.encode(img, 40, postfilter=0).params
@@ -208,7 +209,7 @@ def test_postfilter_v2(rgb, gray):
     e0 = c.encode(rgb, 40, postfilter=0)
     d0 = psnr(rgb, c.decode(e0.params, e0.streams, rgb.shape[1], rgb.shape[0], 3))
     assert d > d0            # the fitted filter lowers the error
-    bad = [{"f": 8}, {"f": 0}, {"w": e.params["w"][:-1]}, {"f": "x"}, {"V": 3}, {"V": 1},
+    bad = [{"f": 8}, {"f": 0}, {"w": e.params["w"][:-1]}, {"f": "x"}, {"V": 9}, {"V": 1},
            {"w": b"\x0f" + e.params["w"][1:]}]
     for b in bad:
         with pytest.raises(FormatError):
@@ -226,7 +227,7 @@ def test_v1_stream_decodes_with_v1_rules(rgb):
         c.decode(p1, e.streams, rgb.shape[1], rgb.shape[0], 3)
     co = w2.make_coders(1)
     e1 = c.encode_analysed(rgb.shape, c.analyse(rgb), w2.step_code_for_quality(50),
-                           c.chroma_default, coders=co, postfilter=0)
+                           c.chroma_default, coders=co, postfilter=0, version=1)
     out = c.decode({k: v for k, v in e1.params.items() if k != "V"}, e1.streams,
                    rgb.shape[1], rgb.shape[0], 3)
     assert psnr(rgb, out) > 30

@@ -28,6 +28,7 @@ import numpy as np
 from .. import dwt97
 from .. import postfilter as pfilt
 from ..errors import FormatError
+from .. import subband3
 from ..subband import MODELS, RD, BandInfo, Coders, _resample, code_band, code_ll
 from .base import Codec, Encoded, Option, clamp_quality, register
 
@@ -55,8 +56,12 @@ _V1_SHA = "2fef475d5a6cd4e21f56dba6ff4e81e53bc8d19149e100a2eaa763b5e25ba570"
 FORMATS: dict[int, tuple[str, str, int]] = {
     1: ("wavelet2_priors.safetensors", _V1_SHA, 1 << 22),
     2: ("wavelet2_priors.safetensors", _V1_SHA, 4096),
+    3: ("wavelet2_priors.safetensors", _V1_SHA, 4096),
 }
-VERSION = 2                # what the encoder writes
+# v3: fixed blocks of this many symbols, each coded with the counts at its start (0: v1/v2's
+# block-adaptive coder with early cuts)
+BLOCKS = {1: 0, 2: 0, 3: 4096}
+VERSION = 2                # what the encoder writes (v3: in development, not yet frozen)
 _PRIORS: dict[int, dict[str, np.ndarray]] = {}
 
 
@@ -83,9 +88,12 @@ def load_priors(version: int = VERSION) -> dict[str, np.ndarray] | None:
     return _PRIORS[version]
 
 
-def make_coders(version: int = VERSION, data: bytes | None = None, **kw: Any) -> Coders:
-    """The context models of wavelet2 ``version`` (an encoder, or a decoder of ``data``)."""
-    return Coders(data, priors=load_priors(version), halve_at=FORMATS[version][2], **kw)
+def make_coders(version: int | None = None, data: bytes | None = None, **kw: Any) -> Coders:
+    """The context models of wavelet2 ``version`` (default: what the encoder writes; an
+    encoder, or a decoder of ``data``)."""
+    version = VERSION if version is None else version
+    return Coders(data, priors=load_priors(version), halve_at=FORMATS[version][2],
+                  block=BLOCKS[version], **kw)
 
 
 # BT.601 full-range YCbCr, as in JPEG; written out so no BLAS call can reorder sums.
@@ -241,51 +249,38 @@ class Wavelet2Codec(Codec):
         return trial
 
     def encode_analysed(self, shape, analysed, step_code: int, chroma_code: int,
-                        coders: Coders | None = None, postfilter: int = 1) -> Encoded:
-        """Quantize and code a transform from :meth:`analyse` at one step; ``postfilter``:
+                        coders: Coders | None = None, postfilter: int = 1,
+                        version: int | None = None) -> Encoded:
+        """Quantize and code a transform from :meth:`analyse` at one step as format
+        ``version`` (default: VERSION; ``coders`` must be that version's); ``postfilter``:
         0 none, 1 fitted filters on the planes where they pay, 2 on every plane."""
         h, w, c = shape
+        version = VERSION if version is None else version
         levels, coeffs, orig = analysed
         steps = _Steps(step_code, chroma_code, levels, c)
-        co = coders if coders is not None else make_coders()
+        co = coders if coders is not None else make_coders(version)
         offs_num = np.zeros(c * 6)
         offs_den = np.zeros(c * 6)
-        qbands: list[list[tuple[np.ndarray, ...]]] = []
-        lls: list[np.ndarray] = []
+        if version >= 3:
+            lls, qbands = self._code_v3(co, coeffs, steps, levels, c)
+        else:
+            lls, qbands = self._code_v2(co, coeffs, steps, levels)
         for ch, (ll, details) in enumerate(coeffs):
-            chroma = int(ch > 0)
-            lls.append(code_ll(co, chroma, ll.shape, _quantize(ll, steps.ll[ch], 0.5)))
-            qlev: list[tuple[np.ndarray, ...]] = []
             for k, bands in enumerate(details):
                 lc = _level_cls(k, levels)
-                qs: list[np.ndarray] = []
                 for o, b in enumerate(bands):
-                    st = steps.det[ch][k][o]
-                    info = BandInfo(chroma, lc, o, b.shape,
-                                    qlev[k - 1][o] if k else None, qs,
-                                    qbands[0][k][o] if ch > 0 else None)
-                    if RDO_LAM > 0:
-                        kappa = steps.cf ** 2 if ch > 0 else 1.0
-                        rd = RD(b * (1.0 / st), kappa, RDO_LAM, RDO_O1, RDO_O2, RDO_NZ)
-                        qb = code_band(co, info, np.zeros(b.shape, dtype=np.int64), rd)
-                    else:
-                        qb = _quantize_band(b, st, qlev[k - 1][o] if k else None)
-                        code_band(co, info, qb)
-                    m = np.abs(qb)
-                    err = np.abs(b) / st - m
+                    m = np.abs(qbands[ch][k][o])
+                    err = np.abs(b) / steps.det[ch][k][o] - m
                     for big in (False, True):
                         sel = (m > 1) if big else (m == 1)
                         i = _offsets_index(ch, lc, big)
                         offs_num[i] += err[sel].sum()
                         offs_den[i] += sel.sum()
-                    qs.append(qb)
-                qlev.append(tuple(qs))
-            qbands.append(qlev)
         offs = np.clip(np.round(128.0 * offs_num / np.maximum(offs_den, 1)), -64, 63)
         params = {"L": levels, "s": step_code, "c": chroma_code,
                   "r": offs.astype(np.int8).tobytes()}
-        if VERSION > 1:
-            params["V"] = VERSION
+        if version > 1:
+            params["V"] = version
             if POSTFILTER and postfilter:
                 planes = _planes(lls, qbands, offs.astype(np.float64) / 128.0, steps, levels, c)
                 mask, codes = 0, b""
@@ -304,6 +299,82 @@ class Wavelet2Codec(Codec):
                     params["f"] = mask
                     params["w"] = codes
         return Encoded(params, [co.finish()])
+
+    @staticmethod
+    def _code_v2(co: Coders, coeffs, steps: "_Steps", levels: int):
+        """v1/v2: plane by plane, band by band (contexts include the sibling bands)."""
+        cband = code_band
+        qbands: list[list[tuple[np.ndarray, ...]]] = []
+        lls: list[np.ndarray] = []
+        for ch, (ll, details) in enumerate(coeffs):
+            chroma = int(ch > 0)
+            lls.append(code_ll(co, chroma, ll.shape, _quantize(ll, steps.ll[ch], 0.5)))
+            qlev: list[tuple[np.ndarray, ...]] = []
+            for k, bands in enumerate(details):
+                lc = _level_cls(k, levels)
+                qs: list[np.ndarray] = []
+                for o, b in enumerate(bands):
+                    st = steps.det[ch][k][o]
+                    info = BandInfo(chroma, lc, o, b.shape,
+                                    qlev[k - 1][o] if k else None, qs,
+                                    qbands[0][k][o] if ch > 0 else None)
+                    if RDO_LAM > 0:
+                        kappa = steps.cf ** 2 if ch > 0 else 1.0
+                        rd = RD(b * (1.0 / st), kappa, RDO_LAM, RDO_O1, RDO_O2, RDO_NZ)
+                        qb = cband(co, info, np.zeros(b.shape, dtype=np.int64), rd)
+                    else:
+                        qb = _quantize_band(b, st, qlev[k - 1][o] if k else None)
+                        cband(co, info, qb)
+                    qs.append(qb)
+                qlev.append(tuple(qs))
+            qbands.append(qlev)
+        return lls, qbands
+
+    @staticmethod
+    def _code_v3(co: Coders, coeffs, steps: "_Steps", levels: int, channels: int,
+                 decode_shapes=None):
+        """v3: the LL bands, then level by level the luma group (its three bands on one
+        canvas) and the chroma group (six bands): one pass covers a whole group. Contexts: in-band
+        neighbours, parent and its neighbours, co-located luma for chroma (no siblings).
+        Decodes when ``decode_shapes`` = (ll shape, detail shapes) is given."""
+        dec = decode_shapes is not None
+        lls: list[np.ndarray] = []
+        for ch in range(channels):
+            if dec:
+                lls.append(code_ll(co, int(ch > 0), decode_shapes[0]))
+            else:
+                ll = coeffs[ch][0]
+                lls.append(code_ll(co, int(ch > 0), ll.shape, _quantize(ll, steps.ll[ch], 0.5)))
+        qbands: list[list[tuple[np.ndarray, ...]]] = [[] for _ in range(channels)]
+        groups = [[0]] + ([[1, 2]] if channels == 3 else [])
+        for k in range(levels):
+            lc = _level_cls(k, levels)
+            for chans in groups:
+                infos, a, qs = [], [], []
+                for ch in chans:
+                    for o in range(3):
+                        shp = decode_shapes[1][k][o] if dec else coeffs[ch][1][k][o].shape
+                        infos.append(BandInfo(int(ch > 0), lc, o, shp,
+                                              qbands[ch][k - 1][o] if k else None, [],
+                                              qbands[0][k][o] if ch > 0 else None))
+                        if not dec:
+                            b, st = coeffs[ch][1][k][o], steps.det[ch][k][o]
+                            if RDO_LAM > 0:
+                                a.append(b * (1.0 / st))
+                            else:
+                                qs.append(_quantize_band(b, st, qbands[ch][k - 1][o]
+                                                         if k else None))
+                if dec:
+                    res = subband3.code_group(co, infos)
+                elif RDO_LAM > 0:
+                    kappa = steps.cf ** 2 if chans[0] > 0 else 1.0
+                    rd = RD(None, kappa, RDO_LAM, RDO_O1, RDO_O2, RDO_NZ)
+                    res = subband3.code_group(co, infos, [], a, rd)
+                else:
+                    res = subband3.code_group(co, infos, qs)
+                for i, ch in enumerate(chans):
+                    qbands[ch].append(tuple(res[3 * i:3 * i + 3]))
+        return lls, qbands
 
     # --- decode --------------------------------------------------------------------------
 
@@ -330,21 +401,26 @@ class Wavelet2Codec(Codec):
         steps = _Steps(step_code, chroma_code, levels, channels)
         ll_shape, det_shapes = dwt97.band_shapes(height, width, levels)
         co = make_coders(version, streams[0])
-        qbands: list[list[tuple[np.ndarray, ...]]] = []
-        lls: list[np.ndarray] = []
-        for ch in range(channels):
-            chroma = int(ch > 0)
-            lls.append(code_ll(co, chroma, ll_shape))
-            qlev: list[tuple[np.ndarray, ...]] = []
-            for k, shapes in enumerate(det_shapes):
-                lc = _level_cls(k, levels)
-                qs: list[np.ndarray] = []
-                for o, shp in enumerate(shapes):
-                    info = BandInfo(chroma, lc, o, shp, qlev[k - 1][o] if k else None, qs,
-                                    qbands[0][k][o] if ch > 0 else None)
-                    qs.append(code_band(co, info))
-                qlev.append(tuple(qs))
-            qbands.append(qlev)
+        if version >= 3:
+            lls, qbands = self._code_v3(co, None, steps, levels, channels,
+                                        decode_shapes=(ll_shape, det_shapes))
+        else:
+            cband = code_band
+            qbands = []
+            lls = []
+            for ch in range(channels):
+                chroma = int(ch > 0)
+                lls.append(code_ll(co, chroma, ll_shape))
+                qlev: list[tuple[np.ndarray, ...]] = []
+                for k, shapes in enumerate(det_shapes):
+                    lc = _level_cls(k, levels)
+                    qs: list[np.ndarray] = []
+                    for o, shp in enumerate(shapes):
+                        info = BandInfo(chroma, lc, o, shp, qlev[k - 1][o] if k else None, qs,
+                                        qbands[0][k][o] if ch > 0 else None)
+                        qs.append(cband(co, info))
+                    qlev.append(tuple(qs))
+                qbands.append(qlev)
         co.check_end()
         planes = _planes(lls, qbands, offs, steps, levels, channels)
         if version > 1 and "f" in params:

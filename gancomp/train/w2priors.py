@@ -47,7 +47,7 @@ def load(path: Path, max_side: int = 768) -> np.ndarray:
 def collect(images: list[np.ndarray], qualities: list[float], gray_too: bool = True,
             log=print) -> dict[str, np.ndarray]:
     """Symbol counts per model and context over ``images`` x ``qualities``."""
-    from ..codecs.wavelet2 import FORMATS, VERSION, Wavelet2Codec, load_priors, \
+    from ..codecs.wavelet2 import BLOCKS, FORMATS, VERSION, Wavelet2Codec, load_priors, \
         step_code_for_quality
 
     # the encoder's rate-distortion choices look at the live models: start them from the
@@ -60,7 +60,8 @@ def collect(images: list[np.ndarray], qualities: list[float], gray_too: bool = T
         for v in variants:
             an = codec.analyse(v)
             for q in qualities:
-                co = Coders(priors=start, record=True, halve_at=FORMATS[VERSION][2])
+                co = Coders(priors=start, record=True, halve_at=FORMATS[VERSION][2],
+                            block=BLOCKS[VERSION])
                 codec.encode_analysed(v.shape, an, step_code_for_quality(q), codec.chroma_default,
                                       coders=co)
                 for k in stats:
