@@ -155,14 +155,22 @@ def test_gpu_recipe_state_finish_and_verify(tmp_path, monkeypatch):
     from gancomp.overfit import fit as F
     from gancomp.overfit import gpurun
 
+    from gancomp import container as ct
+
     img = _img()
     monkeypatch.setattr(gpurun, "_load", lambda kodak, which, name: img)
     arch = arch_for(img.shape[0] * img.shape[1])
-    r = F.fit(img, 0.002, arch, F.Schedule(iters=10), seed=0)
-    row = {"set": "crops", "image": "tiny", "quality": 40.0, "effort": 9}
-    gpurun.save_state(tmp_path / "crops-tiny-q40.safetensors", row, arch, r.latents, r.params)
+    for prefit, name in ((False, "v1"), (True, "v2")):  # random start; pre-fitted start
+        card, init = gpurun._start(arch, prefit)
+        assert (init is not None) == prefit
+        r = F.fit(img, 0.002, arch, F.Schedule(iters=10), seed=0, init=init)
+        row = {"set": "crops", "image": name, "quality": 40.0, "effort": 9,
+               "init": card.id if card else None, "init_sha256": card.sha256 if card else None}
+        gpurun.save_state(tmp_path / f"crops-{name}-q40.safetensors", row, arch, r.latents, r.params)
     assert gpurun.main(["--finish", str(tmp_path)]) == 0
-    assert (tmp_path / "crops-tiny-q40.gcz").exists()
+    for name, version in (("v1", 1), ("v2", 2)):
+        c = ct.unpack((tmp_path / f"crops-{name}-q40.gcz").read_bytes())
+        assert c.codec_version == version and (c.model_id != "") == (version == 2)
     assert gpurun.main(["--verify", str(tmp_path)]) == 0
 
 

@@ -28,7 +28,7 @@ from . import arm as A
 from . import laplace as lp
 
 LOG2E = 1.4426950408889634
-CHUNK = 8192
+CHUNK = 16384
 
 
 # --- bilinear upsampling -----------------------------------------------------------------------
