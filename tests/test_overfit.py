@@ -155,14 +155,22 @@ def test_gpu_recipe_state_finish_and_verify(tmp_path, monkeypatch):
     from gancomp.overfit import fit as F
     from gancomp.overfit import gpurun
 
+    from gancomp import container as ct
+
     img = _img()
     monkeypatch.setattr(gpurun, "_load", lambda kodak, which, name: img)
     arch = arch_for(img.shape[0] * img.shape[1])
-    r = F.fit(img, 0.002, arch, F.Schedule(iters=10), seed=0)
-    row = {"set": "crops", "image": "tiny", "quality": 40.0, "effort": 9}
-    gpurun.save_state(tmp_path / "crops-tiny-q40.safetensors", row, arch, r.latents, r.params)
+    for prefit, name in ((False, "v1"), (True, "v2")):  # random start; pre-fitted start
+        card, init = gpurun._start(arch, prefit)
+        assert (init is not None) == prefit
+        r = F.fit(img, 0.002, arch, F.Schedule(iters=10), seed=0, init=init)
+        row = {"set": "crops", "image": name, "quality": 40.0, "effort": 9,
+               "init": card.id if card else None, "init_sha256": card.sha256 if card else None}
+        gpurun.save_state(tmp_path / f"crops-{name}-q40.safetensors", row, arch, r.latents, r.params)
     assert gpurun.main(["--finish", str(tmp_path)]) == 0
-    assert (tmp_path / "crops-tiny-q40.gcz").exists()
+    for name, version in (("v1", 1), ("v2", 2)):
+        c = ct.unpack((tmp_path / f"crops-{name}-q40.gcz").read_bytes())
+        assert c.codec_version == version and (c.model_id != "") == (version == 2)
     assert gpurun.main(["--verify", str(tmp_path)]) == 0
 
 
@@ -213,3 +221,55 @@ def test_best_picks_overfit_effort_9(tmp_path):
     assert r.returncode == 0, r.stderr
     h = ct.unpack((tmp_path / "o.gcz").read_bytes())
     assert h.params["e"] == 9 and h.codec_id == 7
+
+
+def test_fast_fitting_ops_match_reference():
+    """fastops' upsampling and ARM + rate give the values and gradients of the plain torch
+    formulation (F.interpolate; gathered contexts + MLP + laplace.bits), in float64."""
+    import torch
+    import torch.nn.functional as F
+
+    from gancomp.overfit import fastops as FO
+    from gancomp.overfit.model import Arch
+
+    g = torch.Generator().manual_seed(3)
+    arch = Arch(syn=(8,), arm=8)
+    h, w = 45, 70  # not multiples of 64: cropped upsampling, 1x2 coarsest grid
+    shapes = arch.grid_shapes(h, w)
+    qs = [(torch.randn(s, generator=g, dtype=torch.float64) * 3).round().requires_grad_(True)
+          for s in shapes]
+    x = FO.upsample_stack(qs, h, w)
+    ref = torch.stack([qs[0]] + [F.interpolate(q[None, None], scale_factor=float(2 ** i),
+                                               mode="bilinear", align_corners=False)[0, 0][:h, :w]
+                                 for i, q in enumerate(qs) if i]).reshape(len(qs), -1)
+    gx = torch.randn(x.shape, generator=g, dtype=torch.float64)
+    assert torch.allclose(x, ref, atol=1e-12)
+    for a, b in zip(torch.autograd.grad(x, qs, gx), torch.autograd.grad(ref, qs, gx)):
+        assert torch.allclose(a, b, atol=1e-10)
+    d = arch.arm_dims()
+    ws = [(torch.randn(d[i + 1], d[i], generator=g, dtype=torch.float64) * 0.4).requires_grad_(True)
+          for i in range(3)]
+    bs = [(torch.randn(d[i + 1], generator=g, dtype=torch.float64) * 0.2).requires_grad_(True)
+          for i in range(3)]
+    old_chunk = FO.CHUNK
+    FO.CHUNK = 128  # several row blocks per grid
+    try:
+        bits = FO.arm_bits(qs, ws, bs)
+    finally:
+        FO.CHUNK = old_chunk
+    idx, _ = A.context_index(shapes)
+    buf = torch.cat([F.pad(q[None], (A.PAD_L, A.PAD_R, A.PAD_T, 0))[0].reshape(-1) for q in qs])
+    ctx = buf[torch.from_numpy(idx)]
+    hdn = ctx
+    for i in range(3):
+        hdn = hdn @ ws[i].t() + bs[i]
+        if i < 2:
+            hdn = hdn.relu()
+    flat = torch.cat([q.reshape(-1) for q in qs])
+    ref_bits = lp.bits(flat, hdn[:, 0], hdn[:, 1]).sum()
+    assert abs(float(bits.detach()) - float(ref_bits.detach())) < 1e-8 * float(ref_bits.detach())
+    near = (flat - hdn[:, 0]).abs() <= 0.5
+    assert 0 < int(near.sum()) < flat.numel()  # both branches of the bit count are exercised
+    for a, b in zip(torch.autograd.grad(2.5 * bits, qs + ws + bs),
+                    torch.autograd.grad(2.5 * ref_bits, qs + ws + bs)):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-9)

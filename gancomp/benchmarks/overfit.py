@@ -33,8 +33,9 @@ DEFAULT_CACHE = "docs/overfit_bench"
 # the encoder recipe of new points. Points without "recipe" are "v1": codec version 1 (random
 # starts + warm-up); "v2": codec version 2 starting from models/overfit-init-v1 (fitted at a
 # wrong lambda); "v3": codec version 2 starting from models/overfit-init-v2. Each is kept and
-# reported separately.
-RECIPES = ("v1", "v2", "v3")
+# reported separately. "v4": v3's recipe and starting networks with the faster fitting loop of
+# session 3 (gancomp.overfit.fastops: same mathematics, other float32 rounding, so other bytes).
+RECIPES = ("v1", "v2", "v3", "v4")
 RECIPE = RECIPES[-1]
 
 
@@ -226,7 +227,8 @@ def report(a, cache: Path, folder: Path, cmd: str) -> str:
              "version 1 (random starts, warm-up at effort >= 3); v2: codec version 2 (pre-fitted "
              "starting networks `overfit-init-v1`, weights stored as differences, warm-up "
              "iterations moved to the main phase); v3: the same from `overfit-init-v2` (v1's "
-             "networks had been fitted at a wrong lambda).", ""]
+             "networks had been fitted at a wrong lambda); v4: v3 with the faster fitting loop "
+             "(same mathematics and iterations, other float rounding).", ""]
     lines += _recipe_table(rows)
     curves: dict[str, Curve] = {}
     base_cache: dict[tuple, dict] = {}

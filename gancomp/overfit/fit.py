@@ -11,9 +11,11 @@ Loss = MSE(RGB in 0..1) + lambda * bits / pixels. Phases:
    low learning rate, so the fit ends at the values that will be coded.
 
 Written for one CPU core, where memory traffic is the bottleneck: the 1x1 layers of the
-synthesis and the ARM are matrix products over (channels, pixels) run in cache-sized chunks
-with recomputation in backward (:mod:`gancomp.overfit.fused`), the ARM's contexts are one
-gather from a precomputed index, Adam is fused with torch._foreach.
+synthesis are matrix products over (channels, pixels) run in cache-sized chunks with
+recomputation in backward (:mod:`gancomp.overfit.fused`); the ARM and the rate run in one
+pass over row blocks of each grid that also yields their gradients, and the bilinear
+upsampling is two small matrix products per grid (:mod:`gancomp.overfit.fastops`); Adam is
+fused with torch._foreach.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 
 from . import arm as A
 from . import laplace as lp
+from .fastops import arm_bits, upsample_stack
 from .fused import mlp
 from .model import Arch, param_shapes
 
@@ -78,9 +81,7 @@ class _Model:
         tgt = torch.from_numpy(img.astype(np.float32) / 255.0).permute(2, 0, 1)
         self.target = tgt.reshape(3, -1).contiguous().to(device)
         self.shapes = arch.grid_shapes(self.h, self.w)
-        idx, _ = A.context_index(self.shapes)
-        self.idx = torch.from_numpy(np.ascontiguousarray(idx.T).reshape(-1)).to(device)
-        self.n_lat = idx.shape[0]
+        self.n_lat = sum(a * b for a, b in self.shapes)
         self.latents = [torch.zeros(s, device=device, requires_grad=True) for s in self.shapes]
         if init is not None and "analysis" in init:  # start from the image's projection
             from .prefit import analysis
@@ -129,21 +130,10 @@ class _Model:
         import torch.nn.functional as F
 
         nets = self.nets
-        # entropy model
-        buf = torch.cat([F.pad(q[None], (A.PAD_L, A.PAD_R, A.PAD_T, 0))[0].reshape(-1) for q in qs])
-        ctx = torch.index_select(buf, 0, self.idx).view(A.N_CTX, self.n_lat)
         n_arm = len(self.arch.arm_dims()) - 1
-        out = mlp(ctx, [nets[f"arm{i}.w"].t() for i in range(n_arm)],
-                  [nets[f"arm{i}.b"] for i in range(n_arm)], cols=True)
-        flat = torch.cat([q.reshape(-1) for q in qs])
-        bits = lp.bits(flat, out[0], out[1]).sum()
-        # synthesis
-        chans = [qs[0]]
-        for g in range(1, len(qs)):
-            up = F.interpolate(qs[g][None, None], scale_factor=float(2 ** g), mode="bilinear",
-                               align_corners=False)[0, 0]
-            chans.append(up[:self.h, :self.w])
-        x = torch.stack(chans).reshape(len(qs), -1)
+        bits = arm_bits(qs, [nets[f"arm{i}.w"].t() for i in range(n_arm)],
+                        [nets[f"arm{i}.b"] for i in range(n_arm)])
+        x = upsample_stack(qs, self.h, self.w)
         n_syn = len(self.arch.syn_dims()) - 1
         x = mlp(x, [nets[f"syn{i}.w"] for i in range(n_syn)], [nets[f"syn{i}.b"] for i in range(n_syn)],
                 cols=True)

@@ -1,0 +1,245 @@
+"""The fitting loop's two memory-bound stages as hand-written autograd functions (CPU speed).
+
+:func:`upsample_stack`: bilinear upsampling (align_corners=False, factor 2^g) of every grid
+and their stacking into the synthesis input (G, H*W). Per axis the factor-s bilinear filter
+maps the replicate-padded input (n + 2) to (n, s) outputs: output i*s + p = K[0, p] y[i-1] +
+K[1, p] y[i] + K[2, p] y[i+1] with a fixed (3, s) matrix K of dyadic weights; so the 2-D
+upsampling is two small matrix products on strided views, and its backward the transposed
+products, instead of torch's scalar ``upsample_bilinear2d_backward``. Same values as
+``F.interpolate`` up to float32 rounding (the exact decoder keeps using F.interpolate in
+float64).
+
+:func:`arm_bits`: the entropy model and the rate in one pass over row blocks of each grid:
+the 12 causal neighbours of a block are copied from the zero-padded grid (three strided
+views, no index tensor), the MLP and the Laplace bit count (:func:`gancomp.overfit.laplace.bits`,
+with its derivatives written out) run on the block while it is in cache, and backward
+recomputes the block and adds the neighbours' gradients back into the padded grid. Nothing
+of size 12 x latents is ever written to memory.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from . import arm as A
+from . import laplace as lp
+
+LOG2E = 1.4426950408889634
+CHUNK = 16384
+
+
+# --- bilinear upsampling -----------------------------------------------------------------------
+
+_K: dict[tuple[int, str, torch.dtype], torch.Tensor] = {}
+
+
+def _kernel(s: int, device, dtype) -> torch.Tensor:
+    """(3, s): weights of y[i-1], y[i], y[i+1] for output phase p of input sample i."""
+    key = (s, str(device), dtype)
+    if key not in _K:
+        k = torch.zeros(3, s, dtype=torch.float64)
+        for p in range(s):
+            d = (p + 0.5) / s - 0.5          # source offset from i, in (-0.5, 0.5)
+            if d < 0:
+                k[0, p], k[1, p] = -d, 1 + d
+            else:
+                k[1, p], k[2, p] = 1 - d, d
+        _K[key] = k.to(device=device, dtype=dtype)
+    return _K[key]
+
+
+def _up1(y: torch.Tensor, s: int) -> torch.Tensor:
+    """(h, w) -> (h*s, w*s) bilinear, align_corners=False (replicate at the borders)."""
+    h, w = y.shape
+    k = _kernel(s, y.device, y.dtype)
+    p = F.pad(y[None], (1, 1), mode="replicate")[0]                       # (h, w + 2)
+    t = p.as_strided((h, w, 3), (w + 2, 1, 1)).reshape(h * w, 3) @ k     # (h*w, s)
+    t = F.pad(t.view(1, h, w * s), (0, 0, 1, 1), mode="replicate")[0]    # (h + 2, w*s)
+    v = t.as_strided((h, 3, w * s), (w * s, w * s, 1))
+    return torch.matmul(k.t(), v).view(h * s, w * s)                      # (h, s, w*s)
+
+
+def _up1_t(g: torch.Tensor, h: int, w: int, s: int) -> torch.Tensor:
+    """Transpose of :func:`_up1`: (h*s, w*s) gradient -> (h, w)."""
+    k = _kernel(s, g.device, g.dtype)
+    ws = w * s
+    u = torch.matmul(k, g.view(h, s, ws))                                 # (h, 3, ws)
+    t = u[:, 1].clone()
+    t[1:] += u[:-1, 2]
+    t[:-1] += u[1:, 0]
+    t[0] += u[0, 0]
+    t[-1] += u[-1, 2]
+    r = (t.view(h * w, s) @ k.t()).view(h, w, 3)
+    out = r[:, :, 1].clone()
+    out[:, 1:] += r[:, :-1, 2]
+    out[:, :-1] += r[:, 1:, 0]
+    out[:, 0] += r[:, 0, 0]
+    out[:, -1] += r[:, -1, 2]
+    return out
+
+
+class _UpStack(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h: int, w: int, *qs):
+        x = qs[0].new_empty((len(qs), h, w))
+        with torch.no_grad():
+            x[0] = qs[0]
+            for g in range(1, len(qs)):
+                x[g] = _up1(qs[g], 2 ** g)[:h, :w]
+        ctx.hw = (h, w)
+        ctx.shapes = [tuple(q.shape) for q in qs]
+        return x.view(len(qs), h * w)
+
+    @staticmethod
+    def backward(ctx, gx):
+        h, w = ctx.hw
+        gx = gx.reshape(len(ctx.shapes), h, w)
+        out = [gx[0].clone()]
+        with torch.no_grad():
+            for g in range(1, len(ctx.shapes)):
+                gh, gw = ctx.shapes[g]
+                s = 2 ** g
+                gg = gx[g]
+                if (gh * s, gw * s) != (h, w):
+                    gg = F.pad(gg, (0, gw * s - w, 0, gh * s - h))
+                out.append(_up1_t(gg.contiguous(), gh, gw, s))
+        return (None, None, *out)
+
+
+def upsample_stack(qs: list[torch.Tensor], h: int, w: int) -> torch.Tensor:
+    """Grid g (finest first) upsampled by 2^g, cropped to (h, w), stacked: (G, h*w)."""
+    return _UpStack.apply(h, w, *qs)
+
+
+# --- entropy model + rate ----------------------------------------------------------------------
+
+# the 12 context offsets of arm.OFFSETS as three runs of consecutive columns, plus the centre
+_RUNS = ((-2, -2, 5), (-1, -2, 4), (0, -3, 4))   # (dy, first dx, count); the last run ends at x
+assert [(dy, dx + i) for dy, dx, n in _RUNS for i in range(n)][:A.N_CTX] == list(A.OFFSETS)
+
+
+def _bits_grad(y, mu, ls, grad: bool):
+    """Sum of :func:`gancomp.overfit.laplace.bits` and, if ``grad``, its derivatives in
+    (y, mu, log-scale) (those autograd would give)."""
+    inside = (ls >= lp.LOG_B0) & (ls <= lp.LOG_B_MAX)
+    inv = torch.exp(-ls.clamp(lp.LOG_B0, lp.LOG_B_MAX))
+    r = y - mu
+    d = r.abs()
+    far_m = d > 0.5
+    em1 = torch.expm1(inv)                                   # e^{1/b} - 1
+    # far: 1 + (d - 1/2) inv log2e - log2(1 - e^{-inv}) = 1 + (d - 1/2 + 1) inv log2e - log2(em1)
+    far = (d + 0.5) * inv * LOG2E + 1.0 - torch.log2(em1)
+    dn = d.clamp(max=0.5)
+    ea = torch.exp((dn - 0.5) * inv)
+    eb = torch.exp((-dn - 0.5) * inv)
+    p = 1.0 - 0.5 * (ea + eb)
+    pc = p.clamp_min(2.0 ** -lp.TABLE_BITS)
+    near = -torch.log2(pc)
+    b = torch.where(far_m, far, near)
+    cap = lp.TABLE_BITS + 6
+    total = b.clamp_max(cap).sum()
+    if not grad:
+        return total, None, None, None
+    live = b <= cap
+    # d/dd and d/dinv of each branch
+    dd_far = inv * LOG2E
+    dinv_far = ((d - 0.5) - 1.0 / em1) * LOG2E
+    w = ((LOG2E * 0.5) / pc).masked_fill_(p < 2.0 ** -lp.TABLE_BITS, 0.0)
+    dd_near = w * inv * (ea - eb)
+    dinv_near = w * (ea * (dn - 0.5) - eb * (dn + 0.5))
+    dd = torch.where(far_m, dd_far, dd_near).masked_fill_(~live, 0.0)
+    dinv = torch.where(far_m, dinv_far, dinv_near).masked_fill_(~live, 0.0)
+    dls = dinv.mul_(inv).masked_fill_(~inside, 0.0).neg_()
+    dy = dd * torch.sign(r)
+    return total, dy, -dy, dls
+
+
+def _ctx_block(p: torch.Tensor, r0: int, r1: int, w: int) -> torch.Tensor:
+    """(13, (r1-r0)*w): the 12 neighbours then the latent itself, rows r0..r1 of the grid,
+    from its padded version ``p`` (h + PAD_T, w + PAD_L + PAD_R), contiguous."""
+    pw = p.shape[1]
+    rows = r1 - r0
+    views = [p.as_strided((n, rows, w), (1, pw, 1),
+                          p.storage_offset() + (r0 + A.PAD_T + dy) * pw + A.PAD_L + dx)
+             for dy, dx, n in _RUNS]
+    return torch.cat(views).view(A.N_CTX + 1, rows * w)
+
+
+def _mlp_fwd(x, ws, bs):
+    hs = []
+    for i, (wt, b) in enumerate(zip(ws, bs)):
+        x = torch.addmm(b[:, None], wt, x)
+        if i < len(ws) - 1:
+            x = x.relu_()
+            hs.append(x)
+    return hs, x
+
+
+def _arm_pass(pads, ws, bs, chunk: int, grad: bool):
+    """Total bits; with ``grad`` also d(bits)/d(each grid) and d/d(weights, biases), computed in
+    the same pass (the loss is a sum, so the block's gradient is known as soon as its bits)."""
+    total = pads[0].new_zeros(())
+    dws = [torch.zeros_like(w) for w in ws] if grad else None
+    dbs = [torch.zeros_like(b) for b in bs] if grad else None
+    dqs = []
+    last = len(ws) - 1
+    for p in pads:
+        h, w = p.shape[0] - A.PAD_T, p.shape[1] - A.PAD_L - A.PAD_R
+        dp = torch.zeros_like(p) if grad else None
+        step = max(1, chunk // w)
+        for r0 in range(0, h, step):
+            r1 = min(h, r0 + step)
+            rows = r1 - r0
+            c = _ctx_block(p, r0, r1, w)
+            hs, out = _mlp_fwd(c[:A.N_CTX], ws, bs)
+            b, dy, dmu, dls = _bits_grad(c[A.N_CTX], out[0], out[1], grad)
+            total += b
+            if not grad:
+                continue
+            g = torch.stack([dmu, dls])
+            for i in range(last, -1, -1):
+                inp = hs[i - 1] if i else c[:A.N_CTX]
+                dws[i].addmm_(g, inp.t())
+                dbs[i].add_(g.sum(1))
+                g = ws[i].t() @ g
+                if i:
+                    g = torch.ops.aten.threshold_backward(g, hs[i - 1], 0.0)
+            k = 0
+            for dy_, dx, cnt in _RUNS:
+                y0 = r0 + A.PAD_T + dy_
+                for j in range(cnt):
+                    x0 = A.PAD_L + dx + j
+                    dp[y0:y0 + rows, x0:x0 + w].add_((g[k] if k < A.N_CTX else dy).view(rows, w))
+                    k += 1
+        if grad:
+            dqs.append(dp[A.PAD_T:, A.PAD_L:A.PAD_L + w].contiguous())
+    return total, dqs, dws, dbs
+
+
+class _ArmBits(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, n_grids: int, chunk: int, grad: bool, *args):
+        qs, wb = args[:n_grids], args[n_grids:]
+        pads = [F.pad(q.detach()[None], (A.PAD_L, A.PAD_R, A.PAD_T, 0))[0] for q in qs]
+        total, dqs, dws, dbs = _arm_pass(pads, wb[0::2], wb[1::2], chunk, grad)
+        if grad:
+            wgrads = [t for pair in zip(dws, dbs) for t in pair]
+            ctx.save_for_backward(*dqs, *wgrads)
+        return total
+
+    @staticmethod
+    def backward(ctx, g_total):
+        return (None, None, None, *(t * g_total for t in ctx.saved_tensors))
+
+
+def arm_bits(qs: list[torch.Tensor], weights: list[torch.Tensor], biases: list[torch.Tensor]) -> torch.Tensor:
+    """Total ideal bits of the latents ``qs`` under the ARM (weights (out, in) per layer).
+    Same value as gathering the contexts, running the MLP and summing
+    :func:`gancomp.overfit.laplace.bits`."""
+    wb = [t for pair in zip(weights, biases) for t in pair]
+    chunk = 1 << 30 if qs[0].is_cuda else CHUNK
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (*qs, *wb))
+    return _ArmBits.apply(len(qs), chunk, grad, *qs, *wb)
