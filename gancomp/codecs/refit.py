@@ -104,7 +104,12 @@ def filter_size(r: int) -> int:
 
 def filter_equations(z: np.ndarray, target: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
     """Normal equations of the radius-r loop filter predicting ``target - z`` from the
-    neighbourhood of ``z - 0.5`` (both (3, H, W) in [0, 1]); edge-replicated borders."""
+    neighbourhood of ``z - 0.5`` (both (3, H, W) in [0, 1]); edge-replicated borders.
+
+    The products run in torch (one thread in the codecs): numpy's OpenBLAS starts a thread
+    per core and, on a loaded machine, spun 80x the CPU time of one thread here."""
+    import torch
+
     _, H, W = z.shape
     zp = np.pad(z - 0.5, ((0, 0), (r, r), (r, r)), mode="edge")
     offs = _offsets(r)
@@ -117,9 +122,10 @@ def filter_equations(z: np.ndarray, target: np.ndarray, r: int) -> tuple[np.ndar
         for i, (c, dy, dx) in enumerate(offs):
             A[i] = zp[c, a + r + dy:b + r + dy, r + dx:r + dx + W].ravel()
         A[-1] = 1.0
-        T = (target[:, a:b] - z[:, a:b]).reshape(3, -1)
-        G += A @ A.T
-        B += A @ T.T
+        T = torch.from_numpy((target[:, a:b] - z[:, a:b]).reshape(3, -1))
+        At = torch.from_numpy(A)
+        G += (At @ At.T).numpy()
+        B += (At @ T.T).numpy()
     return G, B
 
 

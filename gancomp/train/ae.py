@@ -16,7 +16,9 @@
 wall minutes (split 50/20/15/15 over the phases), checkpoints (safetensors) and resumes, logs
 losses to loss.csv and exports ``<model-id>.safetensors`` + card into --out. ``--init
 MODEL.safetensors --phases up=0.6,res=0.4`` continues an exported model with only the named
-phases (e.g. ae-v2: ae-v1 plus the ``up`` generator and a residual model retrained).
+phases (e.g. ae-v2: ae-v1 plus the ``up`` generator and a residual model retrained; ae-v3:
+ae-v2's base trained on with config ``cpu-hi``, a high-rate emphasis on 64x64 crops, then the
+other phases adapted to it). Cards record wall and CPU seconds per phase.
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "cpu": {"N": 64, "C": 48, "lambdas": [0.003, 0.01, 0.03, 0.1, 0.3], "batch": 32,
             "crops_per_image": 64, "max_images": 0, "lr": 1e-3, "adv": 0.05,
             "up_N": 48, "up_depth": 5, "up_crops": 24},
+    # continuation with a high-rate emphasis (ae-v3): 3/4 of each base batch draws its rate
+    # position from [t_lo, top] (lambda 0.01-0.3, about 1-4 bpp on Kodak), a quarter from the
+    # whole range so the low rates of the progressive first pass are kept; 64x64 crops
+    # (batch / 4: the same pixels per step) so fewer outputs sit at a zero-padded border
+    "cpu-hi": {"N": 64, "C": 48, "lambdas": [0.003, 0.01, 0.03, 0.1, 0.3], "batch": 32,
+               "crops_per_image": 64, "max_images": 0, "lr": 5e-4, "adv": 0.05,
+               "up_N": 48, "up_depth": 5, "up_crops": 24, "t_lo": 1.0, "hi_frac": 0.75, "base_crop": 64},
     "gpu": {"N": 64, "C": 48, "lambdas": [0.003, 0.01, 0.03, 0.1, 0.3], "batch": 256,
             "crops_per_image": 150, "max_images": 0, "lr": 1e-3, "adv": 0.05,
             "up_N": 48, "up_depth": 5, "up_crops": 64},
@@ -112,10 +121,24 @@ def _batch(crops: np.ndarray, size: int, rng: np.random.Generator, device: str):
     return x.contiguous(memory_format=torch.channels_last) if device == "cuda" else x
 
 
-def step_base(model, x, opt, amp):
+def rate_positions(B: int, levels: int, t_lo: float = 0.0, hi_frac: float = 0.0,
+                   device: str = "cpu"):
+    """Rate positions t (B,) of a base batch: uniform over [0, levels-1], except the first
+    ``round(hi_frac * B)`` drawn from [t_lo, levels-1] (a high-rate emphasis)."""
     import torch
 
-    t = torch.rand(x.shape[0], device=x.device) * (model.levels - 1)
+    top = levels - 1
+    t = torch.rand(B, device=device) * top
+    k = int(round(hi_frac * B))
+    if k and t_lo > 0:
+        t[:k] = t_lo + torch.rand(k, device=device) * (top - t_lo)
+    return t
+
+
+def step_base(model, x, opt, amp, t_lo: float = 0.0, hi_frac: float = 0.0):
+    import torch
+
+    t = rate_positions(x.shape[0], model.levels, t_lo, hi_frac, str(x.device))
     with amp():
         out = model(x, t)
     mse = ((out["x_hat"].float() - x) ** 2).mean((1, 2, 3))
@@ -215,6 +238,17 @@ def step_gan(gan, disc, x, opt, opt_d, adv, amp):
     return float(loss.detach()), float(g_adv.detach()), float(mse.mean().detach())
 
 
+def sync_encoder(gan, base) -> None:
+    """Copy the base's analysis and gain tables into the GAN model (its encoder is frozen)."""
+    import torch
+
+    with torch.no_grad():
+        gan.g_a.load_state_dict(base.g_a.state_dict())
+        gan.skip_a.load_state_dict(base.skip_a.state_dict())
+        for k in ("log_gain", "log_inv_gain", "log_scale"):
+            getattr(gan, k).copy_(getattr(base, k))
+
+
 def load_exported(path: Path, models) -> None:
     """Initialise base, res, gan.g_s (and up when present) from an exported model file."""
     import torch
@@ -226,11 +260,7 @@ def load_exported(path: Path, models) -> None:
         part = {k[len(name):]: v for k, v in state.items() if k.startswith(name)}
         if part:
             m.load_state_dict(part)
-    with torch.no_grad():
-        gan.g_a.load_state_dict(base.g_a.state_dict())
-        gan.skip_a.load_state_dict(base.skip_a.state_dict())
-        for k in ("log_gain", "log_inv_gain", "log_scale"):
-            getattr(gan, k).copy_(getattr(base, k))
+    sync_encoder(gan, base)
 
 
 def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str = "cpu",
@@ -249,21 +279,24 @@ def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str
     out.mkdir(parents=True, exist_ok=True)
     crops = load_crops(data, cfg["crops_per_image"], cfg["max_images"], out / "cache")
     big = load_crops(data, cfg["up_crops"], cfg["max_images"], out / "cache", seed=1, size=64) \
-        if {"up", "res"} & set(phases) else None
+        if {"up", "res"} & set(phases) or cfg.get("base_crop", 32) == 64 else None
     models = build(cfg)
     base, res, gan, disc, up = models
     ckpt = out / "checkpoint.safetensors"
     meta = {"phase": phases[0], "steps": {p: 0 for p in PHASES},
-            "seconds": {p: 0.0 for p in PHASES}, "init": str(init) if init else None}
+            "seconds": {p: 0.0 for p in PHASES}, "cpu_seconds": {p: 0.0 for p in PHASES},
+            "init": str(init) if init else None}
     if ckpt.is_file() and not fresh:
         meta = _load(ckpt, models)
         log(f"resumed from {ckpt}: {meta}")
     elif init is not None:
         load_exported(init, models)
         log(f"initialised from {init}")
+    meta.setdefault("cpu_seconds", {})
     for p in PHASES:                                   # checkpoints of older runs
         meta["steps"].setdefault(p, 0)
         meta["seconds"].setdefault(p, 0.0)
+        meta["cpu_seconds"].setdefault(p, 0.0)
     for m in models:
         m.to(device)
         if device == "cuda":
@@ -285,11 +318,14 @@ def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str
                 res.load_state_dict(base.state_dict())
             if phase == "gan" and meta["steps"]["gan"] == 0 and init is None:
                 gan.load_state_dict(base.state_dict())
+            if phase == "gan":                         # frozen encoder = the base's (same bits)
+                sync_encoder(gan, base)
             trainable = {"base": base, "up": up, "res": res, "gan": gan.g_s}[phase]
             opt = torch.optim.Adam(trainable.parameters(), lr=cfg["lr"])
             opt_d = torch.optim.Adam(disc.parameters(), lr=cfg["lr"], betas=(0.5, 0.999))
             cap = steps * share[phase] if steps else math.inf
             t_start = time.time() - meta["seconds"][phase]
+            c_start = time.process_time() - meta["cpu_seconds"][phase]
             last_ck = time.time()
             for m in models:
                 m.train()
@@ -306,7 +342,10 @@ def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str
                         gr["lr"] = lr
                 k = meta["steps"][phase]
                 if phase == "base":
-                    r = step_base(base, _batch(crops, cfg["batch"], rng, device), opt, amp)
+                    xb = _batch(big, max(1, cfg["batch"] // 4), rng, device) \
+                        if cfg.get("base_crop", 32) == 64 else _batch(crops, cfg["batch"], rng, device)
+                    r = step_base(base, xb, opt, amp,
+                                  cfg.get("t_lo", 0.0), cfg.get("hi_frac", 0.0))
                 elif phase == "up":
                     r = step_up(base, up, _batch(big, max(1, cfg["batch"] // 4), rng, device),
                                 opt, amp)
@@ -320,6 +359,7 @@ def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str
                                  opt_d, cfg["adv"], amp)
                 meta["steps"][phase] += 1
                 meta["seconds"][phase] = time.time() - t_start
+                meta["cpu_seconds"][phase] = time.process_time() - c_start
                 k = meta["steps"][phase]
                 if k % 20 == 0 or k < 3:
                     w.writerow([phase, k, round(meta["seconds"][phase], 1), *(f"{v:.5g}" for v in r)])
@@ -354,7 +394,11 @@ def _init_steps(init: str | None) -> dict[str, int] | None:
     card = Path(init).with_suffix(".json") if init else None
     if card is None or not card.is_file():
         return None
-    return json.loads(card.read_text()).get("steps")
+    c = json.loads(card.read_text())
+    steps = dict(c.get("steps") or {})
+    for k, v in (c.get("init_steps") or {}).items():     # cumulative over the lineage
+        steps[k] = steps.get(k, 0) + v
+    return steps
 
 
 def export(models, cfg, meta, data, out: Path, model_id: str, device: str,
@@ -386,6 +430,7 @@ def export(models, cfg, meta, data, out: Path, model_id: str, device: str,
         "init": meta.get("init"),
         "init_steps": _init_steps(meta.get("init")),
         "steps": meta["steps"], "seconds": {k: round(v) for k, v in meta["seconds"].items()},
+        "cpu_seconds": {k: round(v) for k, v in meta.get("cpu_seconds", {}).items()},
         "device": device, "batch": cfg["batch"],
         "results": results,
     }
