@@ -67,15 +67,17 @@ def _md5(a: np.ndarray) -> str:
 
 
 def gen_at(img: np.ndarray, target: float, opts: dict, steps: int = 6) -> tuple[bytes, float, bool]:
-    """(file, quality, missed): the highest generative quality whose file fits ``target``."""
+    """(file, quality, missed): the highest generative quality whose file fits ``target``.
+    The search runs with ``tune=0`` (the strength a version-3 encoder picks changes no size);
+    the chosen quality is then encoded with ``opts`` as given."""
     px = img.shape[0] * img.shape[1]
 
     def enc(q: float) -> bytes:
-        return api.encode_array(img, "generative", q, **opts)
+        return api.encode_array(img, "generative", q, **{**opts, "tune": 0})
 
     best = enc(0.0)
     if len(best) * 8 / px > target:
-        return best, 0.0, True
+        return api.encode_array(img, "generative", 0.0, **opts), 0.0, True
     lo, hi, q_best = 0.0, 100.0, 0.0
     for _ in range(steps):
         mid = (lo + hi) / 2
@@ -84,7 +86,9 @@ def gen_at(img: np.ndarray, target: float, opts: dict, steps: int = 6) -> tuple[
             best, q_best, lo = d, mid, mid
         else:
             hi = mid
-    return best, q_best, False
+    final = api.encode_array(img, "generative", q_best, **opts)
+    assert len(final) == len(best), "the strength choice changed the file size"
+    return final, q_best, False
 
 
 def run_generative(name: str, img: np.ndarray, target: float, opts: dict, save: Path,

@@ -114,10 +114,19 @@ class _Runtime:
         return np.broadcast_to(np.arange(shape[0])[:, None, None], shape)
 
 
-def _runtime(model_id: str, sha: str, device: str) -> _Runtime:
+def _any_runtime(arrays: dict[str, np.ndarray], device: str = "cpu"):
+    """A latent model (:class:`_Runtime`) or a generator v3 on wavelet2 (version 3 files)."""
+    if "w2gen_arch" in arrays:
+        from .generative_w2 import BaseRuntime
+
+        return BaseRuntime(arrays, device)
+    return _Runtime(arrays, device)
+
+
+def _runtime(model_id: str, sha: str, device: str):
     from ..weights import runtime
 
-    return runtime(_Runtime, model_id, sha, device)
+    return runtime(_any_runtime, model_id, sha, device)
 
 
 def _model_ref(model: str | None, codec: str = "generative") -> tuple[str, str]:
@@ -242,7 +251,10 @@ def blend_weight(m: np.ndarray, h: int, w: int, feather: int = 8) -> np.ndarray:
 class GenerativeCodec(Codec):
     name = "generative"
     codec_id = 9
-    version = 2  # 2: param "s" (smoothed generator residual), default 1; version-1 files: 0
+    # 2: param "s" (smoothed generator residual), default 1; version-1 files: 0.
+    # 3: "b" = 1: a wavelet2 bitstream + generator v3 (codecs/generative_w2.py); files of
+    # latent models are still written as version 2
+    version = 3
     channels = (3,)
     description = "GAN decoder for very low rates (seed 002, HiFiC-like), --decoder gan|mse"
     encode_options = (
@@ -253,6 +265,9 @@ class GenerativeCodec(Codec):
         Option("keep", str, None, "auto: keep the blocks with the most edges", choices=("auto",)),
         Option("keep_fraction", float, 0.2, "share of blocks kept by keep=auto", lo=0.0, hi=1.0),
         Option("keep_quality", float, 100.0, "quality of kept regions", lo=0.0, hi=100.0),
+        Option("tune", int, 1, "wavelet2-based models: 1 = pick the generator strength by "
+               "SSIMULACRA2 against the original (stored in the file), 0 = the default", lo=0,
+               hi=1),
     )
     decode_options = (
         Option("decoder", str, "gan", "gan: synthesized texture; mse: the MSE synthesis of the "
@@ -289,6 +304,14 @@ class GenerativeCodec(Codec):
         k100 = int(round(opts["keep_quality"] * 100)) if mask is not None else -1
         model_id, sha = _model_ref(opts.get("model"))
         rt = _runtime(model_id, sha, _device(opts.get("device")))
+        if not isinstance(rt, _Runtime):
+            from . import generative_w2
+
+            if mask is not None:
+                raise InputError(f"model {model_id!r} (wavelet2 base) has no keep masks; "
+                                 "use a latent model such as gen-a2-cpu")
+            params, streams = generative_w2.encode(rt, image, q100 / 100.0, bool(opts["tune"]))
+            return Encoded(params, streams, model_id=model_id, model_sha256=sha, version=3)
         streams: list[bytes] = [encode_mask(mask)] if mask is not None else []
         digest = hashlib.blake2b(digest_size=4)
         with torch.no_grad():
@@ -308,13 +331,22 @@ class GenerativeCodec(Codec):
         params = {"q": q100, "k": k100, "t": tile, "h": int.from_bytes(digest.digest(), "little"),
                   "s": int(rt.model.gen_kind == 2)}
         notes = [f"kept {int(mask.sum())}/{mask.size} blocks"] if mask is not None else []
-        return Encoded(params, streams, model_id=model_id, model_sha256=sha, notes=notes)
+        return Encoded(params, streams, model_id=model_id, model_sha256=sha, notes=notes,
+                       version=2)
 
     def decode(self, params, streams, width, height, channels, model_id="", model_sha256="",
                **options) -> np.ndarray:
         import torch
 
         opts = self.decode_opts(options)
+        if "b" in params:
+            from . import generative_w2
+
+            if not model_id:
+                raise FormatError("generative file names no model")
+            dev = _device(opts.get("device"))
+            return generative_w2.decode(lambda: _runtime(model_id, model_sha256, dev), params,
+                                        streams, width, height, opts["decoder"] == "gan")
         try:
             q100, k100, tile, want = (int(params[k]) for k in ("q", "k", "t", "h"))
             smooth = int(params.get("s", 0))
@@ -335,6 +367,8 @@ class GenerativeCodec(Codec):
         mask = decode_mask(streams[0], (-(-height // BLOCK), -(-width // BLOCK))) if has_mask else None
         streams = streams[int(has_mask):]
         rt = _runtime(model_id, model_sha256, _device(opts.get("device")))
+        if not isinstance(rt, _Runtime):
+            raise FormatError(f"model {model_id!r} has no latent decoder for this file")
         gan = opts["decoder"] == "gan"
         out = np.empty((height, width, 3), dtype=np.uint8)
         digest = hashlib.blake2b(digest_size=4)
