@@ -295,8 +295,8 @@ def code_group(co: Coders, infos: list[BandInfo], qs: list[np.ndarray] | None = 
         hs = np.sign(sflat[pos - d] + sflat[pos + d]) + 1
         vs = np.sign(sflat[pos - d * wp] + sflat[pos + d * wp]) + 1
         s1 = (chroma * 2 + dist - 1) * 3
-        s_ctx = (((s1 + cv.orient[r0::st, c0::st].ravel()[J]) * 3 + hs) * 3 + vs) * 3 + \
-            cv.ref[r0::st, c0::st].ravel()[J]
+        cpos = (r0 + st * pr) * w + (c0 + st * pc)      # positions on the canvas
+        s_ctx = (((s1 + cv.orient.ravel()[cpos]) * 3 + hs) * 3 + vs) * 3 + cv.ref.ravel()[cpos]
         if a_cv is not None:
             qv[J] = rd.choose(co, np.abs(ca[J]), sig_ctx, g_ctx, r_ctx, s_ctx, ca[J] < 0)
         if J.size != int(busy.sum()):          # encoder with RDO: keep the busy ones
@@ -343,7 +343,7 @@ def code_group(co: Coders, infos: list[BandInfo], qs: list[np.ndarray] | None = 
 
 
 PASSES4 = ((0, 0, 2, 1, 0), (1, 1, 2, 1, 2), (0, 1, 2, 1, 3), (1, 0, 2, 1, 3))
-STRIP = 1 << 30   # a pass is coded in strips of about this many coefficients
+STRIP = 16384     # a pass is coded in strips of about this many coefficients (part of v3)
 SMALL4 = 0        # canvases with fewer coefficients than this: the 2 x 2 grid only
 
 
