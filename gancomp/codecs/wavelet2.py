@@ -63,8 +63,8 @@ FORMATS: dict[int, tuple[str, str, int]] = {
     3: ("wavelet2_priors_v3.safetensors",
         "7dd083c31e0a0d68e32e10eb849aabbdb3df5d3251361a7b587e8bb09c8a286b", 4096),
 }
-# v3: fixed blocks of this many symbols, each coded with the counts at its start (0: v1/v2's
-# block-adaptive coder with early cuts)
+# v3's LL bands: fixed blocks of this many symbols, each coded with the counts at its start
+# (0: v1/v2's block-adaptive coder with early cuts); its detail bands: gancomp.subband3
 BLOCKS = {1: 0, 2: 0, 3: 4096}
 VERSION = 3                # what the encoder writes
 _PRIORS: dict[int, dict[str, np.ndarray]] = {}
