@@ -23,33 +23,43 @@ NBYTES = 1 + NTAP          # per plane: a scale byte, then the weights as int8
 MIN_SHIFT, MAX_SHIFT = 2, 10
 
 
-def fit(dec: np.ndarray, org: np.ndarray, rows: int = 2) -> tuple[np.ndarray, object]:
+def fit(dec: np.ndarray, org: np.ndarray, rows: int = 2,
+        block: int = 32) -> tuple[np.ndarray, object]:
     """Least-squares weights (float, centre first) mapping ``dec`` towards ``org``, fitted on
     every ``rows``-th row, and a function giving the squared error of any weights there
-    (so the encoder can judge quantized weights without filtering the plane)."""
-    h, w = dec[::rows].shape
-    x = np.empty((NTAP, h * w))           # one row per filter input, written in place
+    (so the encoder can judge quantized weights without filtering the plane). The normal
+    equations are summed over strips of ``block`` rows (one small buffer, cache-resident)."""
     r = RADIUS
     p = np.pad(dec, r, mode="symmetric")
-    x[0] = dec[::rows].ravel()
-    for k, (i, j) in enumerate(PAIRS, 1):
-        np.add(p[r + i:r + i + dec.shape[0]:rows, r + j:r + j + w],
-               p[r - i:r - i + dec.shape[0]:rows, r - j:r - j + w], out=x[k].reshape(h, w))
-    y = org[::rows].ravel()
-    a = x @ x.T
-    b = x @ y
-    yy = float(y @ y)
+    H, w = dec.shape
+    sel = np.arange(0, H, rows)
+    a = np.zeros((NTAP, NTAP))
+    b = np.zeros(NTAP)
+    yy = 0.0
+    buf = np.empty((NTAP, min(block, sel.size) * w))
+    for k0 in range(0, sel.size, block):
+        rr = sel[k0:k0 + block]
+        lo, hi, n = int(rr[0]), int(rr[-1]) + 1, rr.size * w
+        x = buf[:, :n]
+        x[0] = dec[lo:hi:rows].ravel()
+        for k, (i, j) in enumerate(PAIRS, 1):
+            np.add(p[r + i + lo:r + i + hi:rows, r + j:r + j + w],
+                   p[r - i + lo:r - i + hi:rows, r - j:r - j + w], out=x[k].reshape(-1, w))
+        y = org[lo:hi:rows].ravel()
+        a += x @ x.T
+        b += x @ y
+        yy += float(y @ y)
     n = a.shape[0]
     try:
-        w = np.linalg.solve(a + 1e-6 * np.trace(a) / n * np.eye(n), b)
+        wts = np.linalg.solve(a + 1e-6 * np.trace(a) / n * np.eye(n), b)
     except np.linalg.LinAlgError:
-        w = np.zeros(n)
-        w[0] = 1.0
+        wts = np.zeros(n)
+        wts[0] = 1.0
 
     def sse(v: np.ndarray) -> float:
         return (yy - 2.0 * float(v @ b) + float(v @ a @ v)) * rows
 
-    return w, sse
+    return wts, sse
 
 
 def quantize(w: np.ndarray) -> bytes:

@@ -254,24 +254,28 @@ class BandInfo:
         self.bcls = chroma * 3 + level_cls
         self.orient = orient
         self.shape = shape
-        # out-of-band magnitudes: 2 x parent + co-located siblings (+ luma for chroma)
-        par = np.minimum(np.abs(_resample(parent, shape, 2)), CLIP)
-        if parent is not None and parent.size:   # the parent's own neighbours, half weight
-            pm = np.pad(np.minimum(np.abs(parent), CLIP), 1)
-            ph, pw = parent.shape
+        # out-of-band magnitudes: 2 x parent + co-located siblings (+ luma for chroma), in
+        # int16 (at most 49), clipped magnitudes resampled (the same values as resampling first)
+        if parent is not None and parent.size:
+            pm0 = np.minimum(np.abs(parent), CLIP).astype(np.int16)
+            par = _resample(pm0, shape, 2)
+            pm = np.pad(pm0, 1)      # the parent's own neighbours, half weight
             pn = pm[:-2, 1:-1] + pm[2:, 1:-1] + pm[1:-1, :-2] + pm[1:-1, 2:]
-            par_n = _resample(pn[:ph, :pw], shape, 2) // 2
+            other = 2 * par + _resample(pn, shape, 2) // 2
         else:
-            par_n = 0
-        x = np.zeros(shape, dtype=np.int64)
+            other = np.zeros(shape, dtype=np.int16)
         for s in siblings:
-            x += np.minimum(np.abs(_resample(s, shape, 1)), CLIP)
+            other += np.minimum(np.abs(_resample(s, shape, 1)), CLIP).astype(np.int16)
         if luma is not None:
-            x += np.minimum(np.abs(luma), CLIP)
-        self.other = 2 * par + x + par_n
+            other += np.minimum(np.abs(luma), CLIP).astype(np.int16)
+        self.other = other
         # sign context beyond the band: luma's sign for chroma, the parent's for luma
-        ref = luma if luma is not None else _resample(parent, shape, 2)
-        self.ref_sign = np.sign(ref).astype(np.int64) + 1
+        if luma is not None:
+            self.ref_sign = np.sign(luma).astype(np.int64) + 1
+        elif parent is not None and parent.size:
+            self.ref_sign = _resample(np.sign(parent).astype(np.int8) + 1, shape, 2).astype(np.int64)
+        else:
+            self.ref_sign = np.ones(shape, dtype=np.int64)
 
 
 def _shift(p: np.ndarray, r0: int, c0: int, st: int, dr: int, dc: int, nr: int,

@@ -1,7 +1,7 @@
 """Write wavelet2's frozen conformance files (run once per format version, when it was frozen;
 never over existing files). v1: formats/conformance/wavelet2/wavelet2_*.gcz; v2 (``--v2``):
-formats/conformance/wavelet2_v2/, with the post-filter forced on two of the files. Each folder
-has its own manifest.json."""
+formats/conformance/wavelet2_v2/, with the post-filter forced on two of the files; v3
+(``--v3``): formats/conformance/wavelet2_v3/. Each folder has its own manifest.json."""
 import sys
 import hashlib
 import json
@@ -15,7 +15,9 @@ from gancomp import api
 
 ROOT = Path(__file__).resolve().parents[1]
 V2 = "--v2" in sys.argv[1:]
-CONF = ROOT / "formats" / "conformance" / ("wavelet2_v2" if V2 else "wavelet2")
+V3 = "--v3" in sys.argv[1:]
+CONF = ROOT / "formats" / "conformance" / ("wavelet2_v3" if V3 else "wavelet2_v2" if V2
+                                           else "wavelet2")
 DATA = ROOT / "tests" / "data"
 
 
@@ -27,7 +29,18 @@ def main() -> None:
     gray = np.asarray(Image.open(DATA / "camera_gray_64.png").convert("L"))
     odd = np.asarray(Image.open(DATA / "chelsea_80x64.png").convert("RGB"))[:61, :79]
     alpha = (np.add.outer(np.arange(61), np.arange(79)) * 2 % 256).astype(np.uint8)
-    if V2:
+    if V3:
+        files = {
+            "wavelet2v3_rgb_q35.gcz": api.encode_array(rgb, "wavelet2", 35),
+            "wavelet2v3_rgb_q80_postfilter.gcz": api.encode_array(rgb, "wavelet2", 80,
+                                                                   postfilter=2),
+            "wavelet2v3_gray_q60.gcz": api.encode_array(gray, "wavelet2", 60),
+            "wavelet2v3_rgba_odd79x61_q25.gcz": api.encode_array(
+                np.dstack([odd, alpha]), "wavelet2", 25),
+        }
+        for name, data in files.items():
+            assert api.read_header(data).params["V"] == 3, name
+    elif V2:
         files = {
             "wavelet2v2_rgb_q40_postfilter.gcz": api.encode_array(rgb, "wavelet2", 40,
                                                                    postfilter=2),

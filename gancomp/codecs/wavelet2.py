@@ -8,11 +8,15 @@ each coefficient's value by rate-distortion optimization against the live contex
 are sent (18 bytes). Coefficients are coded by :mod:`gancomp.subband`: polyphase passes with
 contexts from two-sided in-band neighbours, parent, sibling orientations and co-located
 luma, signs with context. Version 2 adapts faster (counts halved sooner) and may add a
-per-plane Wiener post-filter (:mod:`gancomp.postfilter`). numpy + constriction only: no
-torch on the encode or decode path.
+per-plane Wiener post-filter (:mod:`gancomp.postfilter`). Version 3 (:mod:`gancomp.subband3`,
+what the encoder writes) codes the LL bands, then per level the luma group (3 bands) and the
+chroma group (6 bands) each on one canvas, a pass of the whole group at a time, each
+coefficient as one joint symbol (zero, +-1, +-2, +-3 or more, then the rest), with its own
+trained starting counts; no sibling-orientation context. numpy + constriction only: no torch
+on the encode or decode path.
 
 Params: ``L`` levels, ``s`` step code, ``c`` chroma step code, ``r`` reconstruction offsets
-(int8 x 6 per channel); version 2 adds ``V`` = 2 (absent in version 1 files), and where the
+(int8 x 6 per channel); versions 2 and 3 add ``V`` (absent in version 1 files), and where the
 post-filter is on, ``f`` (bit mask of the filtered planes) and ``w`` (14 bytes per filtered
 plane, :func:`gancomp.postfilter.quantize`). One stream: the range-coded symbols + raw bits.
 """
@@ -56,12 +60,13 @@ _V1_SHA = "2fef475d5a6cd4e21f56dba6ff4e81e53bc8d19149e100a2eaa763b5e25ba570"
 FORMATS: dict[int, tuple[str, str, int]] = {
     1: ("wavelet2_priors.safetensors", _V1_SHA, 1 << 22),
     2: ("wavelet2_priors.safetensors", _V1_SHA, 4096),
-    3: ("wavelet2_priors.safetensors", _V1_SHA, 4096),
+    3: ("wavelet2_priors_v3.safetensors",
+        "7dd083c31e0a0d68e32e10eb849aabbdb3df5d3251361a7b587e8bb09c8a286b", 4096),
 }
-# v3: fixed blocks of this many symbols, each coded with the counts at its start (0: v1/v2's
-# block-adaptive coder with early cuts)
+# v3's LL bands: fixed blocks of this many symbols, each coded with the counts at its start
+# (0: v1/v2's block-adaptive coder with early cuts); its detail bands: gancomp.subband3
 BLOCKS = {1: 0, 2: 0, 3: 4096}
-VERSION = 2                # what the encoder writes (v3: in development, not yet frozen)
+VERSION = 3                # what the encoder writes
 _PRIORS: dict[int, dict[str, np.ndarray]] = {}
 
 
@@ -181,11 +186,15 @@ def _planes(lls: list[np.ndarray], qbands, offs: np.ndarray, steps: "_Steps", le
             lc = _level_cls(k, levels)
             o1, o2 = offs[_offsets_index(ch, lc, False)], offs[_offsets_index(ch, lc, True)]
             lev = []
-            for o in range(3):
+            for o in range(3):   # only the non-zero values (the same floats as dense)
                 qb = qbands[ch][k][o]
-                m = np.abs(qb).astype(np.float64)
-                r = np.where(m == 1, m + o1, np.where(m > 1, m + o2, 0.0))
-                lev.append(np.where(qb < 0, -r, r) * steps.det[ch][k][o])
+                band = np.zeros(qb.shape)
+                nz = np.flatnonzero(qb)
+                v = qb.ravel()[nz]
+                m = np.abs(v).astype(np.float64)
+                r = np.where(m == 1, m + o1, m + o2)
+                band.ravel()[nz] = np.where(v < 0, -r, r) * steps.det[ch][k][o]
+                lev.append(band)
             details.append(tuple(lev))
         planes.append(dwt97.inverse(lls[ch].astype(np.float64) * steps.ll[ch], details))
     return planes
@@ -437,9 +446,18 @@ class Wavelet2Codec(Codec):
                     except ValueError:
                         raise FormatError("wavelet2 post-filter weights malformed") from None
                     k += pfilt.NBYTES
-        if channels == 3:
-            x = np.stack(planes, axis=-1)
-            out = np.stack(_mix(x, _Y2R), axis=-1)
-        else:
-            out = planes[0][..., None]
-        return np.clip(np.round(out + 128.0), 0, 255).astype(np.uint8)
+        out = np.empty((height, width, channels), dtype=np.uint8)
+        for i in range(channels):   # _Y2R without its exact 1.0 and 0.0 terms: same floats
+            if channels == 3:
+                y, cb, cr = planes
+                m = _Y2R[i]
+                v = y + m[1] * cb if m[1] else y.copy()
+                if m[2]:
+                    v += m[2] * cr
+            else:
+                v = planes[0]
+            v += 128.0
+            np.round(v, out=v)
+            np.clip(v, 0, 255, out=v)
+            out[..., i] = v
+        return out
