@@ -273,3 +273,48 @@ def test_fast_fitting_ops_match_reference():
     for a, b in zip(torch.autograd.grad(2.5 * bits, qs + ws + bs),
                     torch.autograd.grad(2.5 * ref_bits, qs + ws + bs)):
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_fast_conv_mse_matches_reference():
+    """fastops.conv_mse: value and gradients of the two residual 3x3 layers + MSE as autograd
+    computes them with F.conv2d (float64)."""
+    import torch
+    import torch.nn.functional as F
+
+    from gancomp.overfit import fastops as FO
+
+    g = torch.Generator().manual_seed(5)
+    h, w = 23, 31
+    x = torch.rand(3, h * w, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.rand(3, h * w, generator=g, dtype=torch.float64)
+    ps = [(torch.randn(s, generator=g, dtype=torch.float64) * 0.3).requires_grad_(True)
+          for s in ((3, 3, 3, 3), (3,), (3, 3, 3, 3), (3,))]
+    mse = FO.conv_mse(x, t, h, w, *ps)
+    x0 = x.view(1, 3, h, w)
+    x1 = torch.relu(F.conv2d(x0, ps[0], ps[1], padding=1) + x0)
+    x2 = F.conv2d(x1, ps[2], ps[3], padding=1) + x1
+    ref = torch.mean((x2.reshape(3, -1) - t) ** 2)
+    assert abs(float(mse.detach()) - float(ref.detach())) < 1e-12
+    assert 0 < int((x1 == 0).sum()) < x1.numel()  # the ReLU clips some values
+    for a, b in zip(torch.autograd.grad(3 * mse, [x, *ps]), torch.autograd.grad(3 * ref, [x, *ps])):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_soft_quant_matches_softround():
+    import torch
+
+    from gancomp.overfit.fastops import soft_quant
+    from gancomp.overfit.fit import softround
+
+    g = torch.Generator().manual_seed(7)
+    y = (torch.randn(500, generator=g, dtype=torch.float64) * 3).requires_grad_(True)
+    u = torch.rand(500, generator=g, dtype=torch.float64) - 0.5
+    gy = torch.randn(500, generator=g, dtype=torch.float64)
+    for t in (0.5, 0.2):
+        s = softround(y, t)
+        for got, ref in ((soft_quant(y, u, t), softround(s + u, t)),
+                         (soft_quant(y, None, t), s + (torch.round(y) - s).detach())):
+            assert torch.allclose(got, ref, atol=1e-12)
+            a, = torch.autograd.grad(got, y, gy)
+            b, = torch.autograd.grad(ref, y, gy, retain_graph=True)
+            assert torch.allclose(a, b, atol=1e-10)

@@ -243,3 +243,90 @@ def arm_bits(qs: list[torch.Tensor], weights: list[torch.Tensor], biases: list[t
     chunk = 1 << 30 if qs[0].is_cuda else CHUNK
     grad = torch.is_grad_enabled() and any(t.requires_grad for t in (*qs, *wb))
     return _ArmBits.apply(len(qs), chunk, grad, *qs, *wb)
+
+
+# --- the two 3x3 residual layers and the distortion ----------------------------------------------
+
+def _wgrad(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Weight gradient (O, C, 3, 3) of a 3x3 zero-padded convolution of x (C, H, W) given the
+    output gradient g (O, H, W): nine (O, L) x (L, C) matrix products on the flattened padded
+    input, each tap a shifted view (g gets two zero columns so no row wraps around)."""
+    c, h, w = x.shape
+    xp = F.pad(x, (1, 1, 1, 2)).view(c, -1)
+    gp = F.pad(g, (0, 2)).view(g.shape[0], -1)
+    n = h * (w + 2)
+    out = g.new_empty((g.shape[0], c, 3, 3))
+    for dy in range(3):
+        for dx in range(3):
+            off = dy * (w + 2) + dx
+            out[:, :, dy, dx] = gp @ xp[:, off:off + n].t()
+    return out
+
+
+class _ConvMSE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h: int, w: int, grad: bool, x, target, w0, b0, w1, b1):
+        x0 = x.view(1, 3, h, w)
+        x1 = F.conv2d(x0, w0, b0, padding=1).add_(x0).relu_()
+        e = F.conv2d(x1, w1, b1, padding=1).add_(x1).view(3, -1).sub_(target)
+        n = e.numel()
+        mse = e.square().sum() / n
+        if grad:
+            g2 = e.mul_(2.0 / n).view(1, 3, h, w)
+            dw1, db1 = _wgrad(g2[0], x1[0]), g2.sum((0, 2, 3))
+            g1 = F.conv_transpose2d(g2, w1, padding=1).add_(g2)
+            g1 = torch.ops.aten.threshold_backward(g1, x1, 0.0)
+            dw0, db0 = _wgrad(g1[0], x0[0]), g1.sum((0, 2, 3))
+            g0 = F.conv_transpose2d(g1, w0, padding=1).add_(g1)
+            ctx.save_for_backward(g0.view(3, -1), dw0, db0, dw1, db1)
+        return mse
+
+    @staticmethod
+    def backward(ctx, go):
+        g0, dw0, db0, dw1, db1 = (t * go for t in ctx.saved_tensors)
+        return None, None, None, g0, None, dw0, db0, dw1, db1
+
+
+def conv_mse(x: torch.Tensor, target: torch.Tensor, h: int, w: int, w0, b0, w1, b1) -> torch.Tensor:
+    """MSE against ``target`` (3, h*w) of the residual layers applied to the synthesis output
+    x (3, h*w): x1 = relu(conv0(x) + x), x2 = conv1(x1) + x1. The loss is a sum, so its
+    gradients are computed in the same pass (no autograd graph of full-image tensors)."""
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, w0, b0, w1, b1))
+    return _ConvMSE.apply(h, w, grad, x, target, w0, b0, w1, b1)
+
+
+# --- soft rounding -----------------------------------------------------------------------------
+
+def _softround(y: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """s_T(y) = floor(y) + 1/2 + tanh((y - floor(y) - 1/2) / T) / (2 tanh(1/(2T))) and its
+    derivative."""
+    c = 0.5 / math.tanh(0.5 / t)
+    f = torch.floor(y)
+    th = torch.tanh((y - f).sub_(0.5).div_(t))
+    der = th.square().neg_().add_(1.0).mul_(c / t)
+    return th.mul_(c).add_(f).add_(0.5), der
+
+
+class _Quant(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y, u, t: float):
+        if u is None:  # straight-through: round(y) forward, s_T's slope backward
+            _, der = _softround(y, t)
+            out = torch.round(y)
+        else:
+            s1, d1 = _softround(y, t)
+            out, d2 = _softround(s1.add_(u), t)
+            der = d1.mul_(d2)
+        ctx.save_for_backward(der)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.saved_tensors[0], None, None
+
+
+def soft_quant(y: torch.Tensor, u: torch.Tensor | None, t: float) -> torch.Tensor:
+    """s_T(s_T(y) + u) (noise ``u``), or with ``u`` None round(y) with the gradient of s_T(y)
+    (the straight-through phase); the same values and gradients as composing
+    :func:`gancomp.overfit.fit.softround` under autograd, in one pass."""
+    return _Quant.apply(y, u, t)

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import arm as A
 from . import laplace as lp
-from .fastops import arm_bits, upsample_stack
+from .fastops import arm_bits, conv_mse, soft_quant, upsample_stack
 from .fused import mlp
 from .model import Arch, param_shapes
 
@@ -126,9 +126,6 @@ class _Model:
 
     def loss(self, qs: list, lam: float):
         """(loss, mse, bits) for quantized latents ``qs``."""
-        import torch
-        import torch.nn.functional as F
-
         nets = self.nets
         n_arm = len(self.arch.arm_dims()) - 1
         bits = arm_bits(qs, [nets[f"arm{i}.w"].t() for i in range(n_arm)],
@@ -137,12 +134,8 @@ class _Model:
         n_syn = len(self.arch.syn_dims()) - 1
         x = mlp(x, [nets[f"syn{i}.w"] for i in range(n_syn)], [nets[f"syn{i}.b"] for i in range(n_syn)],
                 cols=True)
-        x = x.view(1, 3, self.h, self.w)
-        if not x.is_cuda:  # oneDNN's 3x3 convolutions are ~2x faster channels-last here
-            x = x.contiguous(memory_format=torch.channels_last)
-        x = torch.relu(F.conv2d(x, nets["conv0.w"], nets["conv0.b"], padding=1) + x)
-        x = F.conv2d(x, nets["conv1.w"], nets["conv1.b"], padding=1) + x
-        mse = torch.mean((x.reshape(3, -1) - self.target) ** 2)
+        mse = conv_mse(x, self.target, self.h, self.w, nets["conv0.w"], nets["conv0.b"],
+                       nets["conv1.w"], nets["conv1.b"])
         return mse + lam * bits / self.n, mse, bits
 
     def export(self) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
@@ -185,6 +178,30 @@ class _Adam:
                     p.grad = None
 
 
+_HEAP_SET = False
+
+
+def _reuse_freed_memory() -> None:
+    """Let glibc keep freed blocks of up to 32 MiB in the heap instead of unmapping them.
+
+    Each iteration allocates and frees dozens of image-sized tensors (1-10 MB); by default
+    glibc serves each with fresh mmap pages, so every iteration pays page faults and zeroing
+    for ~100 MB (measured: 0.31 -> 0.28 CPU s per iteration at 768x512). Process-wide and
+    harmless (peak memory is what the fit needs anyway); a no-op off glibc."""
+    global _HEAP_SET
+    if _HEAP_SET:
+        return
+    _HEAP_SET = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 << 20)   # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def fit(img: np.ndarray, lam: float, arch: Arch, sched: Schedule, seed: int = 0,
         device: str = "cpu", progress: Callable[[int, int, float], None] | None = None,
         init: dict[str, np.ndarray] | None = None) -> FitResult:
@@ -192,6 +209,8 @@ def fit(img: np.ndarray, lam: float, arch: Arch, sched: Schedule, seed: int = 0,
     ``init``: pre-fitted network weights to start from (no warm-up over random starts then)."""
     import torch
 
+    if device == "cpu":
+        _reuse_freed_memory()
     gen = torch.Generator().manual_seed(seed)
     dgen = torch.Generator(device=device).manual_seed(seed + 1)
     model = _Model(arch, img, device, gen, init)
@@ -207,10 +226,9 @@ def fit(img: np.ndarray, lam: float, arch: Arch, sched: Schedule, seed: int = 0,
         for y in model.latents:
             if mode == "noise":
                 u = torch.rand(y.shape, generator=dgen, device=device) - 0.5
-                out.append(softround(softround(y, t) + u, t))
+                out.append(soft_quant(y, u, t))
             else:
-                s = softround(y, t)
-                out.append(s + (torch.round(y) - s).detach())
+                out.append(soft_quant(y, None, t))
         return out
 
     def run(opt: _Adam, n: int, lr_fn, t_fn, mode: str) -> float:
