@@ -6,6 +6,8 @@
 - the RD sweep (mean bpp / PSNR / SSIM per quality) and BD-rates against JPEG;
 - the progressive curve of ``passes=3, down=2`` (quality after each pass vs bytes of the file
   cut to that many passes);
+- ``ft15``: ``finetune`` at only the two qualities whose plain points bracket 1.5 bpp
+  (variant ``ae-ft15``: in the 1.5 bpp table, not in the sweep);
 - the BD-rate of ``finetune`` against the plain CNN-AE over the same qualities, and of the
   hyperprior codec's ``adapt`` against plain hyperprior above 0.5 bpp;
 - the ``down=2`` RD sweep (pass 1 at half size + the upsampling generator);
@@ -41,12 +43,13 @@ PASSES = 3
 CLASSIC = {"jpeg": (10, 30, 50, 70, 80, 90, 95),
            "webp": (10, 30, 50, 70, 80, 90, 95),
            "jpeg2000": None}
-STAGES = ("ae", "classic", "ft", "prog", "gan", "d2", "adapt")
+STAGES = ("ae", "classic", "ft", "ft15", "prog", "gan", "d2", "adapt")
 # stages whose files depend only on these arrays (plus the code): reusable across models
 # whose arrays are identical (--reuse)
 STAGE_ARRAYS = {"ae": ("base.",), "ft": ("base.",), "gan": ("base.", "gan."), "classic": ()}
 STAGE_CODE = {"ft": 3}             # bumped when a stage's code changes (2: loop filter, 3: q0)
-VARIANTS = {"ae": ["ae"], "classic": list(CLASSIC), "ft": ["ae-ft"], "prog": ["ae-p3"],
+VARIANTS = {"ae": ["ae"], "classic": list(CLASSIC), "ft": ["ae-ft"], "ft15": ["ae-ft15"],
+            "prog": ["ae-p3"],
             "gan": ["ae-gan"], "d2": ["ae-d2"], "adapt": ["hp", "hp-adapt"]}
 TARGET = 1.5
 
@@ -144,6 +147,16 @@ def at_rate(points: list[dict], target: float = TARGET) -> dict | None:
     return None
 
 
+def bracket(points: list[dict], target: float = TARGET) -> list[float]:
+    """The qualities of the two plain-ae points around ``target`` bpp (the ``ft15`` stage
+    fine-tunes only these: the 1.5 bpp comparison at a fraction of the ``ft`` stage's CPU)."""
+    pts = sorted(points, key=lambda p: p["bpp"])
+    for a, b in zip(pts, pts[1:]):
+        if a["bpp"] <= target <= b["bpp"]:
+            return [a["q"], b["q"]]
+    return []
+
+
 def _mean_curve(per_image: list[list[dict]]) -> list[dict]:
     return [{k: float(np.mean([pts[i][k] for pts in per_image])) for k in ("bpp", "psnr", "ssim")}
             for i in range(len(per_image[0]))]
@@ -182,6 +195,9 @@ def measure(files: list[Path], cache: dict, key: str, stages: tuple[str, ...], m
             elif stage == "classic":
                 for name in CLASSIC:
                     rec[name] = run_classic(img, name)
+            elif stage == "ft15":
+                rec["ae-ft15"] = [dict(run_ae(img, q, model, check, finetune=True), q=q)
+                                  for q in bracket(rec.get("ae", []))]
             elif stage == "ft":
                 rec["ae-ft"] = [dict(run_ae(img, q, model, check, finetune=True), q=q)
                                 for q in FT_QS]
@@ -203,7 +219,7 @@ def measure(files: list[Path], cache: dict, key: str, stages: tuple[str, ...], m
 def tables(store: dict, label: str) -> str:
     """Markdown tables of one image set."""
     names = sorted(store)
-    variants = ["ae", "ae-ft", "ae-d2", "ae-gan", "jpeg", "jpeg2000", "webp"]
+    variants = ["ae", "ae-ft", "ae-ft15", "ae-d2", "ae-gan", "jpeg", "jpeg2000", "webp"]
     lines = [f"#### {label}: {len(names)} images", "",
              f"At {TARGET} bpp (16:1), per image interpolated between the two measured points "
              f"around {TARGET} bpp, then averaged (n = images whose curve reaches {TARGET} bpp; "
@@ -217,7 +233,7 @@ def tables(store: dict, label: str) -> str:
                          + (f"{np.mean([x['psnr'] for x in ok]):.2f} | {np.mean([x['ssim'] for x in ok]):.4f} |"
                             if ok else "- | - |"))
     # same-image comparison at 1.5 bpp: only images where ae and jpeg both reach it
-    for v in ("ae", "ae-ft"):
+    for v in ("ae", "ae-ft", "ae-ft15"):
         both = [n for n in names if v in store[n] and "jpeg" in store[n]
                 and at_rate(store[n][v]) and at_rate(store[n]["jpeg"])]
         if both:
@@ -233,7 +249,7 @@ def tables(store: dict, label: str) -> str:
     curves = {}
     for v in variants:
         per = [store[n][v] for n in names if v in store[n]]
-        if not per:
+        if not per or v == "ae-ft15":           # per-image qualities: not a sweep
             continue
         curves[v] = _mean_curve(per)
         for p, c in zip(per[0], curves[v]):

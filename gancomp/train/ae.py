@@ -424,9 +424,11 @@ def export(models, cfg, meta, data, out: Path, model_id: str, device: str,
         "adversarial_loss": "least-squares GAN (LSGAN), not WGAN-GP",
         "config": cfg,
         "data": f"{data}: training split (held-back photos excluded), "
-                f"{cfg['crops_per_image']} random 32x32 crops per image (base, res, gan) and "
-                f"{cfg.get('up_crops', 0)} random 64x64 crops per image (up, and every second "
-                f"res step), half from 0.5-1x downscaled copies; never Kodak",
+                f"{cfg['crops_per_image']} random 32x32 crops per image (res, gan"
+                f"{'' if cfg.get('base_crop', 32) == 64 else ', base'}) and "
+                f"{cfg.get('up_crops', 0)} random 64x64 crops per image (up, every second "
+                f"res step{', base' if cfg.get('base_crop', 32) == 64 else ''}), half from "
+                f"0.5-1x downscaled copies; never Kodak",
         "init": meta.get("init"),
         "init_steps": _init_steps(meta.get("init")),
         "steps": meta["steps"], "seconds": {k: round(v) for k, v in meta["seconds"].items()},
