@@ -208,6 +208,33 @@ def grid(cells: list[tuple[str, list[tuple[str, np.ndarray]]]], path: Path, size
     canvas.save(path, optimize=True)
 
 
+def cells_from_saved(save: Path, rows: list[dict], kodak: list[Path], runners: dict) -> list:
+    """Grid rows of GRID_IMAGES rebuilt from the saved .gcz files and the recorded baseline
+    qualities (no rate search): lets an interrupted run draw its grid afterwards."""
+    from PIL import Image
+
+    cells = []
+    for p in kodak:
+        if p.stem not in GRID_IMAGES:
+            continue
+        img = np.asarray(Image.open(p).convert("RGB"))
+        y, x = crop_of(img)
+        cut = lambda a_: a_[y:y + 160, x:x + 160]  # noqa: E731
+        for t in sorted({r["target"] for r in rows if r["image"] == p.stem and "target" in r}):
+            f = save / f"{p.stem}_{t:g}.gcz"
+            rs = [r for r in rows if r["image"] == p.stem and r.get("target") == t]
+            if not f.exists() or not rs:
+                continue
+            data = f.read_bytes()
+            recs = {f"generative-{d}": api.decode(data, decoder=d).pixels for d in ("gan", "mse")}
+            for r in rs:
+                if r["codec"] in runners:
+                    b = runners[r["codec"]]
+                    recs[r["codec"]] = b.decode(b.encode(img, r["quality"]))
+            cells.append((f"{p.stem}@{t:g}", [("original", cut(img))] + labelled(recs, rs, cut)))
+    return cells
+
+
 def crop_of(img: np.ndarray, size: int = 160) -> tuple[int, int]:
     """Top-left of the crop with the most edges (where invented texture shows)."""
     from ..codecs.generative import edge_density
@@ -269,6 +296,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--no-grid", action="store_true", help="add images to SAVE's rows without "
                     "redoing the grid")
+    ap.add_argument("--grid-from-saved", action="store_true", help="draw the Kodak grid from "
+                    "SAVE's files and rows (after an interrupted run; use with --skip kodak)")
     a = ap.parse_args(argv)
     import torch
 
@@ -345,6 +374,8 @@ def main(argv: list[str] | None = None) -> None:
     names = [p.stem for p in kodak][:a.verify]
     same, total = verify(save, rows, names) if a.verify and total_files(rows, names) else (0, 0)
     stem = a.section.replace("-", "_")
+    if a.grid_from_saved:
+        cells = cells_from_saved(save, kodak_rows, kodak, runners) + cells
     if cells:
         grid(cells, DOCS / f"{stem}_grid.png")
     if abl_cells:
