@@ -291,7 +291,7 @@ def report(a, cache: Path, folder: Path, cmd: str) -> str:
             quals = sorted({r["quality"] for r in er})
             per = {n: sorted(r["quality"] for r in er if r["image"] == n) for n in SETS[which]}
             done = [n for n in SETS[which] if len(per[n]) == len(quals) == 4]
-            partial = [f"{n} (q {', '.join(f'{q:g}' for q in per[n])} of 4)" for n in SETS[which]
+            partial = [f"{n} ({len(per[n])} of 4: q {', '.join(f'{q:g}' for q in per[n])})" for n in SETS[which]
                        if per[n] and n not in done]
             missing = [n for n in SETS[which] if not per[n]]
             iters = sorted({int(m.group(1)) for r in er for m in
