@@ -318,7 +318,8 @@ def report(a, cache: Path, folder: Path, cmd: str) -> str:
                 cpu_all += [r["enc_cpu_s"] for r in rr if "enc_cpu_s" in r]
                 pts.append(pt)
             detail.append("")
-            cpu = f"{min(cpu_all):.0f}-{max(cpu_all):.0f}" if cpu_all else "n/a"
+            cpu = "n/a" if not cpu_all else (f"{min(cpu_all):.0f}" if round(min(cpu_all)) == round(max(cpu_all))
+                                              else f"{min(cpu_all):.0f}-{max(cpu_all):.0f}")
             it = "/".join(str(i) for i in iters) or "?"
             if not done or len(pts) < 4:
                 summary.append(f"| {which} | {rec} | {e} ({it}) | 0 of {len(SETS[which])} | "
@@ -339,7 +340,7 @@ def report(a, cache: Path, folder: Path, cmd: str) -> str:
     lines += ["Summary: BD-rate (PSNR) of each recipe and effort against the classical codecs "
               "measured on the same images (only the images with all 4 qualities; negative = "
               "less rate than the other codec at equal PSNR) and encode CPU seconds per encode "
-              "(all its points, range over images and qualities).", "",
+              "(range over the curve's points: its complete images, all qualities).", "",
               "| set | recipe | effort (iterations) | images complete | "
               + " | ".join(f"vs {b}" for b in BASELINES) + " | enc CPU s |",
               "|---|---|---|---|" + "---|" * (len(BASELINES) + 1), *summary, "", *detail]
