@@ -318,3 +318,32 @@ def test_soft_quant_matches_softround():
             a, = torch.autograd.grad(got, y, gy)
             b, = torch.autograd.grad(ref, y, gy, retain_graph=True)
             assert torch.allclose(a, b, atol=1e-10)
+
+
+def test_bench_report_names_incomplete_images(tmp_path, monkeypatch):
+    """--report-only on a partial cache: BD-rates only over images with all 4 qualities, the
+    incomplete and the missing images named (no Kodak needed: loader and baselines faked)."""
+    import argparse
+    import json
+
+    from gancomp.benchmarks import overfit as B
+
+    monkeypatch.setattr(B, "load", lambda folder, name, which: np.zeros((8, 8, 3), np.uint8))
+    monkeypatch.setattr(B, "baseline_curve",
+                        lambda name, imgs: ([0.2, 0.4, 0.8, 1.6, 3.2], [26.0, 29.0, 32.0, 35.0, 38.0]))
+    pts = {15.0: (0.25, 27.0), 40.0: (0.5, 30.0), 65.0: (1.0, 33.0), 90.0: (1.8, 35.5)}
+    for q, (bpp, p) in pts.items():
+        (tmp_path / f"crops-v3-e3-kodim01-q{q:g}.json").write_text(json.dumps(
+            {"image": "kodim01", "set": "crops", "effort": 3, "quality": q, "bpp": bpp, "psnr": p,
+             "recipe": "v3", "enc_cpu_s": 60.0, "notes": ["tile 0: 1080 iterations"]}))
+    (tmp_path / "crops-v3-e3-kodim05-q15.json").write_text(json.dumps(
+        {"image": "kodim05", "set": "crops", "effort": 3, "quality": 15.0, "bpp": 9.0, "psnr": 1.0,
+         "recipe": "v3", "enc_cpu_s": 61.0, "notes": ["tile 0: 1080 iterations"]}))
+    a = argparse.Namespace(no_write=True, out=str(tmp_path / "B.md"))
+    text = B.report(a, tmp_path, tmp_path, "cmd")
+    assert "crops, recipe v3, effort 3: 1 of 4 images complete (kodim01)" in text
+    assert "incomplete kodim05 (1 of 4: q 15)" in text and "not run kodim14, kodim23" in text
+    row = next(line for line in text.splitlines() if line.startswith("| crops | v3 | 3 (1080) |"))
+    assert "1 of 4" in row and row.endswith("| 60 |") and "n/a" not in row
+    # kodim05's lone point (9 bpp) must not enter the curve
+    assert "| 15 | 1 | 0.2500 | 27.00 |" in text

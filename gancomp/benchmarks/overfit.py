@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shlex
 import sys
 import time
@@ -211,12 +212,49 @@ def _recipe_table(rows: list[dict]) -> list[str]:
             "| set | effort | recipe | images | BD-rate vs v1 |", "|---|---|---|---|---|", *out, ""]
 
 
+def _plot_curves(rows: list[dict], baselines_on) -> tuple[dict, str, str]:
+    """Curves for the RD plot, all on one image set so that they compare: the full-size images
+    complete (4 qualities) at the highest effort of the newest recipe that has any (else the
+    crops); every overfit (recipe, effort) complete on those images, and the classical codecs
+    on them."""
+    from ..compare import Curve
+
+    ok = [r for r in rows if not r.get("iters_override")]
+    for which in ("full", "crops"):
+        sel = [r for r in ok if r["set"] == which]
+
+        def complete(rec: str, e: int) -> list[str]:
+            return [n for n in SETS[which] if len({r["quality"] for r in sel if r["image"] == n
+                                                   and r.get("recipe", "v1") == rec and r["effort"] == e}) == 4]
+        keys = sorted({(RECIPES.index(r.get("recipe", "v1")), r["effort"]) for r in sel}, reverse=True)
+        top = next(((RECIPES[i], e) for i, e in keys if complete(RECIPES[i], e)), None)
+        if top is None:
+            continue
+        names = complete(*top)
+        curves = {}
+        for i, e in sorted(keys):
+            rec = RECIPES[i]
+            if not set(names) <= set(complete(rec, e)):
+                continue
+            rr = [r for r in sel if r.get("recipe", "v1") == rec and r["effort"] == e and r["image"] in names]
+            qs = sorted({r["quality"] for r in rr})
+            bpp = [float(np.mean([r["bpp"] for r in rr if r["quality"] == q])) for q in qs]
+            ps = [float(np.mean([r["psnr"] for r in rr if r["quality"] == q])) for q in qs]
+            k = f"overfit {rec} e{e}"
+            curves[k] = Curve(k, np.array(bpp), np.array(ps), np.full(len(qs), np.nan))
+        for b, (r_, p_) in baselines_on(which, names).items():
+            curves[b] = Curve(b, np.array(r_), np.array(p_), np.full(len(r_), np.nan))
+        note = (f"RD plot: mean over the {which} images {', '.join(names)} (those complete at "
+                f"recipe {top[0]} effort {top[1]}); every overfit recipe/effort complete on them, "
+                "and the classical codecs on the same pixels.")
+        return curves, note, f"overfit vs classical codecs (Kodak {which}, {len(names)} images)"
+    return {}, "", ""
+
+
 def report(a, cache: Path, folder: Path, cmd: str) -> str:
     """Tables (per set and effort) from every cached point, BD-rates, plot; writes the section.
     A curve averages only the images that finished all its qualities; the classical codecs
     are measured on exactly those images."""
-    from ..compare import Curve
-
     rows = [json.loads(f.read_text()) for f in sorted(cache.glob("*.json"))]
     lines = ["Overfitted codec (`overfit`) on the Kodak subset, one torch thread per encode on a "
              "shared 2-core machine (load average 5-16 while this ran, so wall-clock encode "
@@ -230,21 +268,44 @@ def report(a, cache: Path, folder: Path, cmd: str) -> str:
              "networks had been fitted at a wrong lambda); v4: v3 with the faster fitting loop "
              "(same mathematics and iterations, other float rounding).", ""]
     lines += _recipe_table(rows)
-    curves: dict[str, Curve] = {}
     base_cache: dict[tuple, dict] = {}
-    for rec, which in [(v, w) for v in RECIPES for w in ("crops", "full")]:
+
+    def baselines_on(which: str, names: list[str]) -> dict:
+        """Mean (bpp, PSNR) per setting over ``names``; each image is coded once per report."""
+        for n in names:
+            if (which, n) not in base_cache:
+                img = [load(folder, n, which)]
+                base_cache[(which, n)] = {b: baseline_curve(b, img) for b in BASELINES}
+        return {b: tuple([float(np.mean([base_cache[(which, n)][b][k][i] for n in names]))
+                          for i in range(len(base_cache[(which, names[0])][b][k]))]
+                         for k in range(2)) for b in BASELINES}
+
+    summary: list[str] = []
+    detail: list[str] = []
+    groups = [(v, w) for v in RECIPES for w in ("crops", "full")]
+    for rec, which in groups:
         sel = [r for r in rows if r["set"] == which and not r.get("iters_override")
                and r.get("recipe", "v1") == rec]
         for e in sorted({r["effort"] for r in sel}):
             er = [r for r in sel if r["effort"] == e]
             quals = sorted({r["quality"] for r in er})
-            done = sorted(n for n in {r["image"] for r in er}
-                          if len({r["quality"] for r in er if r["image"] == n}) == len(quals))
-            lines += [f"### {which}, recipe {rec}, effort {e}: {len(done)} of {len(SETS[which])} "
-                      f"images complete ({', '.join(done) or 'none'})", "",
-                      "| quality | images | bpp | PSNR dB | enc wall s/image | enc CPU s/image "
-                      "| dec wall s | dec CPU s |", "|---|---|---|---|---|---|---|---|"]
+            per = {n: sorted(r["quality"] for r in er if r["image"] == n) for n in SETS[which]}
+            done = [n for n in SETS[which] if len(per[n]) == len(quals) == 4]
+            partial = [f"{n} ({len(per[n])} of 4: q {', '.join(f'{q:g}' for q in per[n])})" for n in SETS[which]
+                       if per[n] and n not in done]
+            missing = [n for n in SETS[which] if not per[n]]
+            iters = sorted({int(m.group(1)) for r in er for m in
+                            [re.search(r"(\d+) iterations", " ".join(r.get("notes", [])))] if m})
+            detail += [f"### {which}, recipe {rec}, effort {e}: {len(done)} of {len(SETS[which])} "
+                       f"images complete ({', '.join(done) or 'none'})", ""]
+            if partial or missing:
+                detail += ["Not in the curves: " + "; ".join(
+                    (["incomplete " + ", ".join(partial)] if partial else []) +
+                    (["not run " + ", ".join(missing)] if missing else [])) + ".", ""]
+            detail += ["| quality | images | bpp | PSNR dB | enc wall s/image | enc CPU s/image "
+                       "| dec wall s | dec CPU s |", "|---|---|---|---|---|---|---|---|"]
             pts = []
+            cpu_all = []
             for q in quals:
                 rr = [r for r in er if r["quality"] == q and (r["image"] in done or not done)]
                 pt = (float(np.mean([r["bpp"] for r in rr])), float(np.mean([r["psnr"] for r in rr])))
@@ -252,31 +313,38 @@ def report(a, cache: Path, folder: Path, cmd: str) -> str:
                 def avg(k: str, f: str) -> str:
                     v = [r[k] for r in rr if k in r]
                     return format(float(np.mean(v)), f) if len(v) == len(rr) else "n/a"
-                lines.append(f"| {q:g} | {len(rr)} | {pt[0]:.4f} | {pt[1]:.2f} | {avg('enc_s', '.0f')} | "
-                             f"{avg('enc_cpu_s', '.0f')} | {avg('dec_s', '.2f')} | {avg('dec_cpu_s', '.2f')} |")
+                detail.append(f"| {q:g} | {len(rr)} | {pt[0]:.4f} | {pt[1]:.2f} | {avg('enc_s', '.0f')} | "
+                              f"{avg('enc_cpu_s', '.0f')} | {avg('dec_s', '.2f')} | {avg('dec_cpu_s', '.2f')} |")
+                cpu_all += [r["enc_cpu_s"] for r in rr if "enc_cpu_s" in r]
                 pts.append(pt)
-            lines.append("")
+            detail.append("")
+            cpu = "n/a" if not cpu_all else (f"{min(cpu_all):.0f}" if round(min(cpu_all)) == round(max(cpu_all))
+                                              else f"{min(cpu_all):.0f}-{max(cpu_all):.0f}")
+            it = "/".join(str(i) for i in iters) or "?"
             if not done or len(pts) < 4:
+                summary.append(f"| {which} | {rec} | {e} ({it}) | 0 of {len(SETS[which])} | "
+                               + " | ".join("n/a" for _ in BASELINES) + f" | {cpu} |")
                 continue
-            key = (which, tuple(done))
-            if key not in base_cache:
-                imgs = [load(folder, n, which) for n in done]
-                base_cache[key] = {b: baseline_curve(b, imgs) for b in BASELINES}
-            base = base_cache[key]
+            base = baselines_on(which, done)
+            bds = [_bd(*base[b], [p[0] for p in pts], [p[1] for p in pts]) for b in BASELINES]
             name = f"overfit {rec} e{e} ({which}, {len(done)} img)"
-            curves[name] = Curve(name, np.array([p[0] for p in pts]), np.array([p[1] for p in pts]),
-                                 np.full(len(pts), np.nan))
-            bds = [_bd(*base[b], curves[name].bpp, curves[name].psnr) for b in BASELINES]
-            lines += ["| BD-rate (PSNR) of " + name + " vs | " + " | ".join(BASELINES) + " |",
-                      "|---|" + "---|" * len(BASELINES),
-                      "| | " + " | ".join(f"{v:+.1f}%" for v in bds) + " |", "",
-                      "Classical codecs on the same images (mean bpp / PSNR dB per setting):", ""]
+            summary.append(f"| {which} | {rec} | {e} ({it}) | {len(done)} of {len(SETS[which])} | "
+                           + " | ".join(f"{v:+.1f}%" for v in bds) + f" | {cpu} |")
+            detail += ["| BD-rate (PSNR) of " + name + " vs | " + " | ".join(BASELINES) + " |",
+                       "|---|" + "---|" * len(BASELINES),
+                       "| | " + " | ".join(f"{v:+.1f}%" for v in bds) + " |", "",
+                       "Classical codecs on the same images (mean bpp / PSNR dB per setting):", ""]
             for b, (r_, p_) in base.items():
-                lines.append(f"- {b}: " + ", ".join(f"{x:.3f}/{y:.2f}" for x, y in zip(r_, p_)))
-                cname = f"{b} ({which}, {len(done)} img)"
-                curves.setdefault(cname, Curve(cname, np.array(r_), np.array(p_),
-                                               np.full(len(r_), np.nan)))
-            lines.append("")
+                detail.append(f"- {b}: " + ", ".join(f"{x:.3f}/{y:.2f}" for x, y in zip(r_, p_)))
+            detail.append("")
+    lines += ["Summary: BD-rate (PSNR) of each recipe and effort against the classical codecs "
+              "measured on the same images (only the images with all 4 qualities; negative = "
+              "less rate than the other codec at equal PSNR) and encode CPU seconds per encode "
+              "(range over the curve's points: its complete images, all qualities).", "",
+              "| set | recipe | effort (iterations) | images complete | "
+              + " | ".join(f"vs {b}" for b in BASELINES) + " | enc CPU s |",
+              "|---|---|---|---|" + "---|" * (len(BASELINES) + 1), *summary, "", *detail]
+    curves, plot_note, title = _plot_curves(rows, baselines_on)
     made = sorted({(r.get("recipe", "v1"), r["set"], r["effort"]) for r in rows
                    if not r.get("iters_override")})
     lines += ["Points were made by " + "; ".join(
@@ -288,13 +356,8 @@ def report(a, cache: Path, folder: Path, cmd: str) -> str:
     if not a.no_write and curves:
         from ..rdplot import plot
 
-        import re
-
-        n_img = {k: int(re.search(r"(\d+) img", k).group(1)) for k in curves}
-        most = max(n_img.values())  # plot the curves measured on the most images
-        plot({k: c for k, c in curves.items() if n_img[k] == most}, "docs/overfit_rd.png",
-             title="overfit vs classical codecs (Kodak subset)", metrics=("psnr",))
-        text += "\n\n![overfit RD](overfit_rd.png)"
+        plot(curves, "docs/overfit_rd.png", title=title, metrics=("psnr",))
+        text += f"\n\n{plot_note}\n\n![overfit RD](overfit_rd.png)"
         from ..report import write_section
 
         write_section(a.out, SECTION, "## overfit (overfitted neural codec) on a Kodak subset\n\n" + text)

@@ -27,8 +27,6 @@ from typing import Callable
 
 import numpy as np
 
-from . import arm as A
-from . import laplace as lp
 from .fastops import arm_bits, conv_mse, soft_quant, upsample_stack
 from .fused import mlp
 from .model import Arch, param_shapes
