@@ -204,3 +204,25 @@ def merge_config(base: dict[str, Any], **over: Any) -> dict[str, Any]:
     cfg = dict(base)
     cfg.update({k: v for k, v in over.items() if v is not None})
     return cfg
+
+
+def lsgan_generator_losses(disc, fake_img, real_img):
+    """Least-squares adversarial loss of the generator and discriminator feature matching
+    (L1 over every scale's intermediate features), for a multi-scale discriminator whose
+    outputs are per-scale lists ending with the score map."""
+    import torch
+    import torch.nn.functional as F
+
+    fake = disc(fake_img)
+    with torch.no_grad():
+        real = disc(real_img)
+    adv = sum(((f[-1].float() - 1) ** 2).mean() for f in fake) / len(fake)
+    fm = sum(F.l1_loss(a.float(), b.float()) for fs, rs in zip(fake, real)
+             for a, b in zip(fs[:-1], rs[:-1])) / len(fake)
+    return adv, fm
+
+
+def lsgan_discriminator_loss(real, fake):
+    """Least-squares discriminator loss over the scales' score maps (real -> 1, fake -> 0)."""
+    return sum(((r[-1].float() - 1) ** 2).mean() + (f[-1].float() ** 2).mean()
+               for r, f in zip(real, fake)) / len(real)

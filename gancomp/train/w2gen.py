@@ -155,12 +155,7 @@ def train(cfg: dict[str, Any], out: Path, device_name: str = "cpu", fresh: bool 
                     loss_g = loss_g + cfg["w_s2"] * s2
                 adv = fm = torch.zeros((), device=device)
                 if gan_on and cfg["w_gan"] + cfg["w_fm"] > 0:
-                    fake = disc(x_gan)
-                    with torch.no_grad():
-                        real = disc(x)
-                    adv = sum(((f[-1].float() - 1) ** 2).mean() for f in fake) / len(fake)
-                    fm = sum(F.l1_loss(a.float(), b.float()) for fs, rs in zip(fake, real)
-                             for a, b in zip(fs[:-1], rs[:-1])) / len(fake)
+                    adv, fm = gc.lsgan_generator_losses(disc, x_gan, x)
                     loss_g = loss_g + cfg["w_gan"] * adv + cfg["w_fm"] * fm
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
@@ -170,8 +165,7 @@ def train(cfg: dict[str, Any], out: Path, device_name: str = "cpu", fresh: bool 
             if gan_on and cfg["w_gan"] + cfg["w_fm"] > 0:
                 with gc.autocast(device):
                     real, fake = disc(x), disc(x_gan.detach())
-                    d_loss = sum(((r[-1].float() - 1) ** 2).mean() + (f[-1].float() ** 2).mean()
-                                 for r, f in zip(real, fake)) / len(real)
+                    d_loss = gc.lsgan_discriminator_loss(real, fake)
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
                 opt_d.step()
