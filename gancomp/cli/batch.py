@@ -67,7 +67,7 @@ class _Progress:
             self.saved += o.in_bytes - o.out_bytes
         if self.quiet:
             return
-        notes = list(getattr(o, "notes", None) or []) if o.status == "done" else []
+        notes = o.notes if o.status == "done" else []
         if self.bar is not None:
             for n_ in notes:  # what was not kept (frames, bit depth) is never silent
                 self.bar.console.print(f"gancomp: {o.rel}: {n_}")
