@@ -28,8 +28,8 @@ from ..entropy import AdaptiveCoder, decode_indexed, encode_indexed
 from ..errors import FormatError, InputError, ModelError
 from .base import Codec, Encoded, Option, clamp_quality, register
 from .base import torch_device as _device
+from .hyperprior import PAD, _padded, _state_hash, _tiles, load_int_entropy
 
-PAD = 64
 BLOCK = 16
 DEFAULT_TILE = 1024
 DEFAULT_QUALITY = 30.0
@@ -42,7 +42,6 @@ class _Runtime:
         import torch
 
         from ..nn.generative import GenerativeModel
-        from ..nn.intnet import IntLayer
 
         arch = [int(v) for v in arrays["arch"]]
         N, M, Nh, width, noise = arch[:5]
@@ -64,16 +63,7 @@ class _Runtime:
         self.model = model.eval().double().to(device)
         self.device = device
         self.M = M
-        n = len([k for k in arrays if k.startswith("hs_int.") and k.endswith(".meta")])
-        self.hs = [IntLayer.from_arrays(arrays[f"hs_int.{i}.weight"], arrays[f"hs_int.{i}.bias"],
-                                        arrays[f"hs_int.{i}.meta"]) for i in range(n)]
-        for layer in self.hs:
-            layer.check()
-        self.y_freqs = arrays["y_freqs"].astype(np.int64)
-        self.y_offsets = arrays["y_offsets"].astype(np.int64)
-        self.bounds = arrays["scale_bounds"].astype(np.int64)
-        self.z_freqs = arrays["z_freqs"].astype(np.int64)
-        self.z_offsets = arrays["z_offsets"].astype(np.int64)
+        load_int_entropy(self, arrays)
         so = arrays.get("scale_offsets")  # absent before gen-a2: no offsets, as it was coded
         self.scale_offsets = None if so is None else np.asarray(so, np.int64).reshape(
             model.levels, M)
@@ -133,20 +123,6 @@ def _model_ref(model: str | None, codec: str = "generative") -> tuple[str, str]:
     from ..weights import model_ref
 
     return model_ref(model, codec)
-
-
-def _tiles(h: int, w: int, tile: int) -> list[tuple[int, int, int, int]]:
-    return [(y, x, min(tile, h - y), min(tile, w - x))
-            for y in range(0, h, tile) for x in range(0, w, tile)]
-
-
-def _padded(n: int) -> int:
-    return -(-n // PAD) * PAD
-
-
-def _state_hash(h, *arrays: np.ndarray) -> None:
-    for a in arrays:
-        h.update(np.ascontiguousarray(a, dtype="<i8").tobytes())
 
 
 # ---------------------------------------------------------------------------------------------

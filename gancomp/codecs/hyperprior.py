@@ -50,6 +50,23 @@ DEFAULT_TILE = 1024
 DEFAULT_QUALITY = 50.0
 
 
+def load_int_entropy(rt: Any, arrays: dict[str, np.ndarray]) -> None:
+    """Give a runtime the integer h_s layers (checked) and the integer coding tables of the
+    Gaussian-conditional y and the factorized z, as the hyperprior family ships them."""
+    from ..nn.intnet import IntLayer
+
+    n = len([k for k in arrays if k.startswith("hs_int.") and k.endswith(".meta")])
+    rt.hs = [IntLayer.from_arrays(arrays[f"hs_int.{i}.weight"], arrays[f"hs_int.{i}.bias"],
+                                  arrays[f"hs_int.{i}.meta"]) for i in range(n)]
+    for layer in rt.hs:
+        layer.check()
+    rt.y_freqs = arrays["y_freqs"].astype(np.int64)
+    rt.y_offsets = arrays["y_offsets"].astype(np.int64)
+    rt.bounds = arrays["scale_bounds"].astype(np.int64)
+    rt.z_freqs = arrays["z_freqs"].astype(np.int64)
+    rt.z_offsets = arrays["z_offsets"].astype(np.int64)
+
+
 class _Runtime:
     """A loaded model: float transforms in torch, integer h_s and tables in numpy."""
 
@@ -57,8 +74,6 @@ class _Runtime:
         import torch
 
         from ..nn.hyperprior import HyperpriorModel
-        from ..nn.intnet import IntLayer
-
         N = arrays["g_a.0.weight"].shape[0]
         M = arrays["g_a.6.weight"].shape[0]
         Nh = arrays["h_a.0.weight"].shape[0]
@@ -75,16 +90,7 @@ class _Runtime:
         self.model = model.eval().to(device)
         self.device = device
         self.M = M
-        n = len([k for k in arrays if k.startswith("hs_int.") and k.endswith(".meta")])
-        self.hs = [IntLayer.from_arrays(arrays[f"hs_int.{i}.weight"], arrays[f"hs_int.{i}.bias"],
-                                        arrays[f"hs_int.{i}.meta"]) for i in range(n)]
-        for layer in self.hs:
-            layer.check()
-        self.y_freqs = arrays["y_freqs"].astype(np.int64)
-        self.y_offsets = arrays["y_offsets"].astype(np.int64)
-        self.bounds = arrays["scale_bounds"].astype(np.int64)
-        self.z_freqs = arrays["z_freqs"].astype(np.int64)
-        self.z_offsets = arrays["z_offsets"].astype(np.int64)
+        load_int_entropy(self, arrays)
         levels = int(arrays["log_lambdas"].size)
         so = arrays.get("scale_offsets")   # absent in hp-a1: no offsets, as it was coded
         self.scale_offsets = (np.zeros((levels, M), np.int64) if so is None

@@ -22,19 +22,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .gdn import GDN
-from .hyperprior import SCALE_MIN, FactorizedPrior, gaussian_likelihood, ste_round
+from .hyperprior import SCALE_MIN, build_transforms, gaussian_likelihood, ste_round
 
 DOWN = 16          # latent stride
 HYPER_DOWN = 64    # hyper-latent stride (images are padded to a multiple of it)
-
-
-def _conv(cin: int, cout: int, k: int = 5, s: int = 2) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, k, stride=s, padding=k // 2)
-
-
-def _deconv(cin: int, cout: int, k: int = 5, s: int = 2) -> nn.ConvTranspose2d:
-    return nn.ConvTranspose2d(cin, cout, k, stride=s, padding=k // 2, output_padding=s - 1)
 
 
 class _Up(nn.Module):
@@ -127,21 +118,7 @@ class GenerativeModel(nn.Module):
                  gen_width: int = 32, noise: bool = True, gen_last: int = 0,
                  gen_kind: int = 1) -> None:
         super().__init__()
-        self.N, self.M, self.Nh = N, M, Nh
-        self.register_buffer("log_lambdas", torch.log(torch.tensor(lambdas, dtype=torch.float32)))
-        self.g_a = nn.Sequential(_conv(3, N), GDN(N), _conv(N, N), GDN(N), _conv(N, N), GDN(N),
-                                 _conv(N, M))
-        self.g_s = nn.Sequential(_deconv(M, N), GDN(N, inverse=True), _deconv(N, N),
-                                 GDN(N, inverse=True), _deconv(N, N), GDN(N, inverse=True),
-                                 _deconv(N, 3))
-        self.h_a = nn.Sequential(_conv(M, Nh, 3, 1), nn.ReLU(), _conv(Nh, Nh), nn.ReLU(),
-                                 _conv(Nh, Nh))
-        self.h_s = nn.Sequential(_deconv(Nh, Nh), nn.ReLU(), _deconv(Nh, Nh * 3 // 2), nn.ReLU(),
-                                 _conv(Nh * 3 // 2, 2 * M, 3, 1))
-        self.prior = FactorizedPrior(Nh)
-        lg = 0.5 * (self.log_lambdas - self.log_lambdas.mean())
-        self.log_gain = nn.Parameter(lg[:, None].repeat(1, M).clone())
-        self.log_inv_gain = nn.Parameter(-lg[:, None].repeat(1, M).clone())
+        build_transforms(self, N, M, Nh, lambdas)
         self.gen_kind = gen_kind
         self.gen = (Generator(M, gen_width, noise, gen_last) if gen_kind == 1
                     else HalfGenerator(M, gen_width, noise, max(1, gen_last)))

@@ -100,29 +100,34 @@ def gaussian_likelihood(v: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return hi - lo
 
 
+def build_transforms(m: nn.Module, N: int, M: int, Nh: int, lambdas: tuple[float, ...]) -> None:
+    """Give ``m`` the transforms of the mean-scale hyperprior (g_a, g_s, h_a, h_s), the
+    factorized prior on z and one gain vector per lambda. The hyperprior and generative models
+    share them, with the same parameter names, so one file layout loads into either."""
+    m.N, m.M, m.Nh = N, M, Nh
+    m.register_buffer("log_lambdas", torch.log(torch.tensor(lambdas, dtype=torch.float32)))
+    m.g_a = nn.Sequential(_conv(3, N), GDN(N), _conv(N, N), GDN(N), _conv(N, N), GDN(N),
+                          _conv(N, M))
+    m.g_s = nn.Sequential(_deconv(M, N), GDN(N, inverse=True), _deconv(N, N),
+                          GDN(N, inverse=True), _deconv(N, N), GDN(N, inverse=True),
+                          _deconv(N, 3))
+    m.h_a = nn.Sequential(_conv(M, Nh, 3, 1), nn.ReLU(), _conv(Nh, Nh), nn.ReLU(), _conv(Nh, Nh))
+    m.h_s = nn.Sequential(_deconv(Nh, Nh), nn.ReLU(), _deconv(Nh, Nh * 3 // 2), nn.ReLU(),
+                          _conv(Nh * 3 // 2, 2 * M, 3, 1))
+    m.prior = FactorizedPrior(Nh)
+    # gain ~ sqrt(lambda) makes the quantizer step fit each level from the start
+    lg = 0.5 * (m.log_lambdas - m.log_lambdas.mean())
+    m.log_gain = nn.Parameter(lg[:, None].repeat(1, M).clone())
+    m.log_inv_gain = nn.Parameter(-lg[:, None].repeat(1, M).clone())
+
+
 class HyperpriorModel(nn.Module):
     """The mean-scale hyperprior with ``levels`` gain vectors (one per trained lambda)."""
 
     def __init__(self, N: int = 64, M: int = 128, Nh: int | None = None,
                  lambdas: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.05)):
         super().__init__()
-        Nh = Nh or N
-        self.N, self.M, self.Nh = N, M, Nh
-        self.register_buffer("log_lambdas", torch.log(torch.tensor(lambdas, dtype=torch.float32)))
-        self.g_a = nn.Sequential(_conv(3, N), GDN(N), _conv(N, N), GDN(N), _conv(N, N), GDN(N),
-                                 _conv(N, M))
-        self.g_s = nn.Sequential(_deconv(M, N), GDN(N, inverse=True), _deconv(N, N),
-                                 GDN(N, inverse=True), _deconv(N, N), GDN(N, inverse=True),
-                                 _deconv(N, 3))
-        self.h_a = nn.Sequential(_conv(M, Nh, 3, 1), nn.ReLU(), _conv(Nh, Nh), nn.ReLU(),
-                                 _conv(Nh, Nh))
-        self.h_s = nn.Sequential(_deconv(Nh, Nh), nn.ReLU(), _deconv(Nh, Nh * 3 // 2), nn.ReLU(),
-                                 _conv(Nh * 3 // 2, 2 * M, 3, 1))
-        self.prior = FactorizedPrior(Nh)
-        # gain ~ sqrt(lambda) makes the quantizer step fit each level from the start
-        lg = 0.5 * (self.log_lambdas - self.log_lambdas.mean())
-        self.log_gain = nn.Parameter(lg[:, None].repeat(1, M).clone())
-        self.log_inv_gain = nn.Parameter(-lg[:, None].repeat(1, M).clone())
+        build_transforms(self, N, M, Nh or N, lambdas)
         # rate-aware entropy model: a log-scale offset per (level, channel) added to h_s's
         # log-scales, so the scale predicted from z can follow the rate setting (shipped as
         # integers at the fixed point of the integer h_s; zero = the hp-a1 behaviour)
