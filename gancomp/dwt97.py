@@ -36,20 +36,55 @@ def _prev_cur(d: np.ndarray, ns: int) -> tuple[np.ndarray, np.ndarray]:
     return prev, cur
 
 
+# The lifting steps in place, through one scratch buffer ``t`` shaped like ``s``: the same
+# float operations (one add of the two neighbours, one multiply, one add) as
+# ``d += coef * (s[:nd] + _next(s, nd))`` and ``s += coef * (p + c)`` with
+# ``p, c = _prev_cur(d, ns)``, without their temporaries.
+
+def _lift_d(d: np.ndarray, s: np.ndarray, coef: float, t: np.ndarray, sub: bool) -> None:
+    """d[i] (+/-)= coef * (s[i] + s[i + 1]), s mirrored at the end."""
+    nd, ns = d.shape[0], s.shape[0]
+    u = t[:nd]
+    m = nd if ns > nd else nd - 1
+    np.add(s[:m], s[1:m + 1], out=u[:m])
+    if m < nd:
+        np.add(s[nd - 1], s[nd - 1], out=u[nd - 1])
+    u *= coef
+    if sub:
+        d -= u
+    else:
+        d += u
+
+
+def _lift_s(s: np.ndarray, d: np.ndarray, coef: float, t: np.ndarray, sub: bool) -> None:
+    """s[i] (+/-)= coef * (d[i - 1] + d[i]), d mirrored at both ends."""
+    ns, nd = s.shape[0], d.shape[0]
+    u = t[:ns]
+    np.add(d[0], d[0], out=u[0])
+    np.add(d[:nd - 1], d[1:nd], out=u[1:nd])
+    if ns > nd:
+        np.add(d[nd - 1], d[nd - 1], out=u[nd])
+    u *= coef
+    if sub:
+        s -= u
+    else:
+        s += u
+
+
 def _fwd_axis0(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = x.shape[0]
     s = x[0::2].copy()
     d = x[1::2].copy()
     if n < 2:
         return s, d
-    ns, nd = s.shape[0], d.shape[0]
-    d += _A * (s[:nd] + _next(s, nd))
-    p, c = _prev_cur(d, ns)
-    s += _B * (p + c)
-    d += _G * (s[:nd] + _next(s, nd))
-    p, c = _prev_cur(d, ns)
-    s += _D * (p + c)
-    return s * (1.0 / _K), d * (_K / 2.0)
+    t = np.empty_like(s)
+    _lift_d(d, s, _A, t, False)
+    _lift_s(s, d, _B, t, False)
+    _lift_d(d, s, _G, t, False)
+    _lift_s(s, d, _D, t, False)
+    s *= 1.0 / _K
+    d *= _K / 2.0
+    return s, d
 
 
 def _inv_axis0(s: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -60,12 +95,11 @@ def _inv_axis0(s: np.ndarray, d: np.ndarray) -> np.ndarray:
         return out
     s = s * _K
     d = d * (2.0 / _K)
-    p, c = _prev_cur(d, ns)
-    s -= _D * (p + c)
-    d -= _G * (s[:nd] + _next(s, nd))
-    p, c = _prev_cur(d, ns)
-    s -= _B * (p + c)
-    d -= _A * (s[:nd] + _next(s, nd))
+    t = np.empty_like(s)
+    _lift_s(s, d, _D, t, True)
+    _lift_d(d, s, _G, t, True)
+    _lift_s(s, d, _B, t, True)
+    _lift_d(d, s, _A, t, True)
     out[0::2] = s
     out[1::2] = d
     return out

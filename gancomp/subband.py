@@ -99,10 +99,18 @@ class _BlockCoder(_Coder):
         self._halve()
 
     def _halve(self) -> None:
-        while self.totals.max() > self.halve_at:
-            big = self.totals > self.halve_at
-            self.counts[big] = (self.counts[big] + 1) // 2
-            self.totals[big] = self.counts[big].sum(axis=1)
+        # rows over the limit are halved until they fit; each row's halvings depend only on
+        # that row, so working on the shrinking set of big rows gives the same integers
+        t = self.totals
+        if t.max() <= self.halve_at:
+            return
+        idx = np.flatnonzero(t > self.halve_at)
+        while idx.size:
+            c = (self.counts[idx] + 1) // 2
+            self.counts[idx] = c
+            s = c.sum(axis=1)
+            t[idx] = s
+            idx = idx[s > self.halve_at]
 
     def encode(self, symbols: np.ndarray, contexts: np.ndarray) -> None:
         symbols = np.asarray(symbols, dtype=np.int64).ravel()
@@ -271,11 +279,11 @@ class BandInfo:
         self.other = other
         # sign context beyond the band: luma's sign for chroma, the parent's for luma
         if luma is not None:
-            self.ref_sign = np.sign(luma).astype(np.int64) + 1
+            self.ref_sign = np.sign(luma).astype(np.int8) + 1
         elif parent is not None and parent.size:
-            self.ref_sign = _resample(np.sign(parent).astype(np.int8) + 1, shape, 2).astype(np.int64)
+            self.ref_sign = _resample(np.sign(parent).astype(np.int8) + 1, shape, 2)
         else:
-            self.ref_sign = np.ones(shape, dtype=np.int64)
+            self.ref_sign = np.ones(shape, dtype=np.int8)      # int8 (0..2): less memory
 
 
 def _shift(p: np.ndarray, r0: int, c0: int, st: int, dr: int, dc: int, nr: int,

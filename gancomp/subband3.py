@@ -168,12 +168,14 @@ def _add(coder, ctx: int, ones: int, n: int) -> None:
     """Count ``n`` binary symbols, ``ones`` of them 1, in context ``ctx``."""
     if n:
         inc = coder.increment
-        coder.counts[ctx, 1] += ones * inc
-        coder.counts[ctx, 0] += (n - ones) * inc
-        coder.totals[ctx] += n * inc
+        c0 = int(coder.counts[ctx, 0]) + (n - ones) * inc
+        c1 = int(coder.counts[ctx, 1]) + ones * inc
+        while c0 + c1 > coder.halve_at:     # only this row changed: halve it alone (as _halve)
+            c0, c1 = (c0 + 1) // 2, (c1 + 1) // 2
+        coder.counts[ctx, 0], coder.counts[ctx, 1] = c0, c1
+        coder.totals[ctx] = c0 + c1
         if coder.stats is not None:
             coder.stats[ctx] += (n - ones, ones)
-        coder._halve()
 
 
 def _adapt(co: Coders, n: int, nzi, cls, neg, ctx, rsym: np.ndarray) -> None:
@@ -223,8 +225,8 @@ class Canvas:
         self.h = max(inf.shape[0] for inf in infos)
         self.w = x
         self.other = np.zeros((self.h, self.w), dtype=np.int16)
-        self.ref = np.ones((self.h, self.w), dtype=np.int64)
-        self.orient = np.zeros((self.h, self.w), dtype=np.int64)
+        self.ref = np.ones((self.h, self.w), dtype=np.int8)       # 0..2
+        self.orient = np.zeros((self.h, self.w), dtype=np.int8)    # 0..2
         self.valid = np.zeros((self.h, self.w), dtype=bool)
         for inf, c in zip(infos, self.cols):
             bh, bw = inf.shape
@@ -305,7 +307,8 @@ def code_group(co: Coders, infos: list[BandInfo], qs: list[np.ndarray] | None = 
         vs = np.sign(sflat[pos - d * wp] + sflat[pos + d * wp]) + 1
         s1 = (chroma * 2 + dist - 1) * 3
         cpos = (r0 + st * pr) * w + (c0 + st * pc)      # positions on the canvas
-        s_ctx = (((s1 + cv.orient.ravel()[cpos]) * 3 + hs) * 3 + vs) * 3 + cv.ref.ravel()[cpos]
+        s_ctx = (((s1 + cv.orient.ravel()[cpos].astype(np.int64)) * 3 + hs) * 3 + vs) * 3 + \
+            cv.ref.ravel()[cpos]
         if a_cv is not None:
             qv[J] = rd.choose(co, np.abs(ca[J]), sig_ctx, g_ctx, r_ctx, s_ctx, ca[J] < 0)
         if J.size != int(busy.sum()):          # encoder with RDO: keep the busy ones

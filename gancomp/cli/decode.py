@@ -35,6 +35,9 @@ def decode(input: str, output: str | None, fmt: str | None, jpeg_quality: int,
     OUTPUT defaults to INPUT with the suffix .png.
     """
     from .. import api, imageio, progress
+    from .common import keep_freed_memory
+
+    keep_freed_memory()
 
     if output is None:
         output = "-" if input == "-" else str(Path(input).with_suffix(".png"))

@@ -68,6 +68,9 @@ def encode(input: str, output: str | None, codec: str, quality: float | None,
     OUTPUT defaults to INPUT with the suffix .gcz; '-' writes to stdout.
     """
     from .. import api, imageio, progress
+    from .common import keep_freed_memory
+
+    keep_freed_memory()
     from ..errors import InputError
 
     if output is None:

@@ -189,8 +189,9 @@ def _planes(lls: list[np.ndarray], qbands, offs: np.ndarray, steps: "_Steps", le
             for o in range(3):   # only the non-zero values (the same floats as dense)
                 qb = qbands[ch][k][o]
                 band = np.zeros(qb.shape)
-                nz = np.flatnonzero(qb)
-                v = qb.ravel()[nz]
+                qf = qb.ravel()          # one copy of a strided canvas view
+                nz = np.flatnonzero(qf)
+                v = qf[nz]
                 m = np.abs(v).astype(np.float64)
                 r = np.where(m == 1, m + o1, m + o2)
                 band.ravel()[nz] = np.where(v < 0, -r, r) * steps.det[ch][k][o]
