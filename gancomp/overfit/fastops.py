@@ -247,20 +247,20 @@ def arm_bits(qs: list[torch.Tensor], weights: list[torch.Tensor], biases: list[t
 
 # --- the two 3x3 residual layers and the distortion ----------------------------------------------
 
-def _wgrad(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Weight gradient (O, C, 3, 3) of a 3x3 zero-padded convolution of x (C, H, W) given the
-    output gradient g (O, H, W): nine (O, L) x (L, C) matrix products on the flattened padded
-    input, each tap a shifted view (g gets two zero columns so no row wraps around)."""
-    c, h, w = x.shape
-    xp = F.pad(x, (1, 1, 1, 2)).view(c, -1)
-    gp = F.pad(g, (0, 2)).view(g.shape[0], -1)
-    n = h * (w + 2)
-    out = g.new_empty((g.shape[0], c, 3, 3))
-    for dy in range(3):
-        for dx in range(3):
-            off = dy * (w + 2) + dx
-            out[:, :, dy, dx] = gp @ xp[:, off:off + n].t()
-    return out
+def _wgrad(g: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Weight gradient (O, C, 3, 3) of the 3x3 zero-padded convolution of x (1, C, H, W) by
+    ``w``, given the output gradient g (1, O, H, W) (ATen's weight-only backward: 1.8x faster
+    than nine shifted (O, L) x (L, C) products)."""
+    return torch.ops.aten.convolution_backward(
+        g, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [False, True, False])[1]
+
+
+def _conv_t(g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Input gradient of the 3x3 zero-padded convolution by ``w`` (O, C, 3, 3): a convolution
+    by the flipped, transposed kernel. Same values as ``F.conv_transpose2d(g, w, padding=1)``
+    up to float32 rounding, and 5x faster on one CPU thread for 3 channels (measured 4.3 vs
+    22 ms at 768x512: ATen's transposed convolution has no fast path for so few channels)."""
+    return F.conv2d(g, w.transpose(0, 1).flip(2, 3), padding=1)
 
 
 class _ConvMSE(torch.autograd.Function):
@@ -273,11 +273,11 @@ class _ConvMSE(torch.autograd.Function):
         mse = e.square().sum() / n
         if grad:
             g2 = e.mul_(2.0 / n).view(1, 3, h, w)
-            dw1, db1 = _wgrad(g2[0], x1[0]), g2.sum((0, 2, 3))
-            g1 = F.conv_transpose2d(g2, w1, padding=1).add_(g2)
+            dw1, db1 = _wgrad(g2, x1, w1), g2.sum((0, 2, 3))
+            g1 = _conv_t(g2, w1).add_(g2)
             g1 = torch.ops.aten.threshold_backward(g1, x1, 0.0)
-            dw0, db0 = _wgrad(g1[0], x0[0]), g1.sum((0, 2, 3))
-            g0 = F.conv_transpose2d(g1, w0, padding=1).add_(g1)
+            dw0, db0 = _wgrad(g1, x0, w0), g1.sum((0, 2, 3))
+            g0 = _conv_t(g1, w0).add_(g1)
             ctx.save_for_backward(g0.view(3, -1), dw0, db0, dw1, db1)
         return mse
 
