@@ -275,6 +275,31 @@ def test_fast_fitting_ops_match_reference():
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-9)
 
 
+def test_fast_bit_count_matches_laplace_bits_at_extremes():
+    """fastops._bits_grad (one formula for both branches): value and derivatives of
+    laplace.bits under autograd, with log-scales beyond both clamps, |y - mu| around 1/2 and
+    beyond the bit cap (float64)."""
+    import torch
+
+    from gancomp.overfit import fastops as FO
+
+    g = torch.Generator().manual_seed(11)
+    n = 4000
+    y = (torch.randn(n, generator=g, dtype=torch.float64) * 3).round()
+    mu = y + torch.randn(n, generator=g, dtype=torch.float64)
+    mu[:40] = y[:40] + 0.5 + torch.linspace(-1e-3, 1e-3, 40, dtype=torch.float64)
+    mu[40:80] = y[40:80] - 60.0                                   # over the cap
+    ls = torch.randn(n, generator=g, dtype=torch.float64) * 3 - 0.5  # beyond LOG_B0 / LOG_B_MAX
+    assert (ls < lp.LOG_B0).any() and (ls > lp.LOG_B_MAX).any()
+    total, dy, dmu, dls = FO._bits_grad(y, mu, ls, True)
+    args = [t.clone().requires_grad_(True) for t in (y, mu, ls)]
+    ref = lp.bits(*args)
+    assert (ref == lp.TABLE_BITS + 6).any() and ((y - mu).abs() > 0.5).any()
+    assert abs(float(total) - float(ref.sum())) < 1e-9 * float(ref.sum())
+    for a, b in zip((dy, dmu, dls), torch.autograd.grad(ref.sum(), args)):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
 def test_fast_conv_mse_matches_reference():
     """fastops.conv_mse: value and gradients of the two residual 3x3 layers + MSE as autograd
     computes them with F.conv2d (float64)."""
