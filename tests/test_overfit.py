@@ -372,3 +372,23 @@ def test_bench_report_names_incomplete_images(tmp_path, monkeypatch):
     assert "1 of 4" in row and row.endswith("| 60 |") and "n/a" not in row
     # kodim05's lone point (9 bpp) must not enter the curve
     assert "| 15 | 1 | 0.2500 | 27.00 |" in text
+
+
+def test_effort_times_measured_and_estimated():
+    """The effort-time table: measured ranges where points exist (newest recipe only, runs with
+    overridden iterations ignored), estimates from a least-squares line elsewhere."""
+    from gancomp.benchmarks.overfit import effort_times
+
+    def row(s, e, it, cpu, rec="v3", override=None):
+        return {"set": s, "effort": e, "enc_cpu_s": cpu, "recipe": rec, "iters_override": override,
+                "notes": [f"tile 0: {it} iterations, 0.1 s/it"]}
+
+    rows = [row("crops", 1, 300, 32.0), row("crops", 1, 300, 34.0), row("crops", 2, 600, 62.0),
+            row("crops", 2, 600, 80.0, rec="v2"), row("crops", 3, 40, 1.0, override=40)]
+    lines = effort_times(rows)
+    by_e = {ln.split(" | ")[0].strip("| "): ln for ln in lines if ln.startswith("| ") and "iterations" not in ln}
+    assert "**32-34** measured (2 encodes, v3)" in by_e["1"]
+    assert "**62** measured (1 encodes, v3)" in by_e["2"]
+    # line through (300, 33) and (600, 62): 4 + 0.0967 x iterations -> effort 3 (1080 it) ~108
+    assert "~108 (~2 min) estimate" in by_e["3"] and by_e["3"].endswith("n/a |")
+    assert "4.0 s + 0.0967 s x iterations" in lines[-1]

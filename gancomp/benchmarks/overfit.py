@@ -127,6 +127,70 @@ def speed(folder: Path, iters: int = 12) -> str:
     return "\n".join(lines)
 
 
+def _iterations(r: dict) -> int | None:
+    """Fitting iterations of a cached point (summed over tiles, from its notes)."""
+    its = [int(m) for m in re.findall(r"(\d+) iterations", " ".join(r.get("notes", [])))]
+    return sum(its) if its else None
+
+
+def effort_times(rows: list[dict]) -> list[str]:
+    """Markdown table: whole-encode CPU seconds per effort and set, measured (range over the
+    cached points of the newest recipe that has the effort, point count) where points exist,
+    else an ESTIMATE = the effort's iterations x the median CPU seconds per iteration of whole
+    encodes over the set's points of its newest measured recipe: a least-squares line
+    a + b x iterations (fixed cost: coding, setup) where those points have two or more
+    iteration counts, else through zero (their median CPU seconds per iteration)."""
+    from ..codecs.overfit import EFFORTS
+
+    sizes = {"crops": "384x256 crop", "full": "768x512 image"}
+    cols: dict[str, dict] = {}
+    for which in sizes:
+        sel = [r for r in rows if r["set"] == which and not r.get("iters_override")
+               and "enc_cpu_s" in r and _iterations(r)]
+        meas, rate_rec, fit = {}, None, None
+        for e in EFFORTS:
+            er = [r for r in sel if r["effort"] == e]
+            if er:
+                rec = max((r.get("recipe", "v1") for r in er), key=RECIPES.index)
+                v = [r["enc_cpu_s"] for r in er if r.get("recipe", "v1") == rec]
+                meas[e] = (min(v), max(v), len(v), rec)
+        if sel:
+            rate_rec = max((r.get("recipe", "v1") for r in sel), key=RECIPES.index)
+            its = np.array([_iterations(r) for r in sel if r.get("recipe", "v1") == rate_rec], float)
+            cpu = np.array([r["enc_cpu_s"] for r in sel if r.get("recipe", "v1") == rate_rec])
+            if len(set(its.tolist())) > 1:
+                b, a = np.polyfit(its, cpu, 1)
+                fit = (float(a), float(b), f"{a:.1f} s + {b:.4f} s x iterations, least squares "
+                       f"over {len(its)} {rate_rec} points")
+            else:
+                b = float(np.median(cpu / its))
+                fit = (0.0, b, f"{b:.4f} s x iterations, the median over {len(its)} {rate_rec} "
+                       f"points at {int(its[0])} iterations (fixed cost not separable)")
+        cols[which] = {"meas": meas, "fit": fit}
+    out = ["| effort | iterations | " + " | ".join(f"{sizes[w]}: CPU s per encode" for w in sizes) + " |",
+           "|---|---|" + "---|" * len(sizes)]
+    for e, (iters, cands, warm) in EFFORTS.items():
+        n_it = iters + cands * warm  # pre-fitted start: warm-up iterations go to the main phase
+        cells = []
+        for which in sizes:
+            c = cols[which]
+            if e in c["meas"]:
+                lo, hi, n, rec = c["meas"][e]
+                rng = f"{lo:.0f}" if round(lo) == round(hi) else f"{lo:.0f}-{hi:.0f}"
+                cells.append(f"**{rng}** measured ({n} encodes, {rec})")
+            elif c["fit"]:
+                est = c["fit"][0] + c["fit"][1] * n_it
+                cells.append(f"~{est:.0f} (~{est / 60:.0f} min) estimate")
+            else:
+                cells.append("n/a")
+        out.append(f"| {e} | {n_it} | " + " | ".join(cells) + " |")
+    notes = [f"{sizes[w]}: {c['fit'][2]}" for w, c in cols.items() if c["fit"]]
+    out += ["", "Measured = range of whole-encode CPU seconds (fit + coding, one thread) over the "
+            "cached points of the newest recipe with that effort; estimates (not measured) from "
+            "the set's newest measured recipe: " + "; ".join(notes) + "."]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="gancomp bench --suite overfit", description=__doc__.splitlines()[0])
     p.add_argument("folder", nargs="?", default="../shared/data/kodak")
@@ -142,7 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="docs/BENCHMARKS.md")
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--speed", action="store_true", help="only measure s/iteration, GFLOPS, memory")
+    p.add_argument("--times", action="store_true",
+                   help="only print encode CPU seconds per effort (measured or estimated) from the cache")
     a = p.parse_args(argv)
+    if a.times:
+        rows = [json.loads(f.read_text()) for f in sorted(Path(a.cache).glob("*.json"))]
+        print("\n".join(effort_times(rows)))
+        return 0
     import torch
 
     torch.set_num_threads(1)
