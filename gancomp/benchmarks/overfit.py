@@ -103,23 +103,27 @@ def _bd(r1, p1, r2, p2) -> float:
 
 def speed(folder: Path, iters: int = 12) -> str:
     """CPU seconds per fitting iteration and model GFLOPS at 768x512 (kodim23), both
-    architectures, plus the peak memory of one 1024x1024 tile; a markdown table."""
+    architectures, and on its 384x256 benchmark crop (the small architecture the crops use),
+    plus the peak memory of one 1024x1024 tile; a markdown table."""
     import resource
 
     from ..overfit import fit as F
     from ..overfit.model import Arch
 
     img = load(folder, "kodim23", "full")
-    lines = ["| architecture | MAC/pixel | CPU s / iteration | GFLOP / iteration (3x fwd) | GFLOPS |",
-             "|---|---|---|---|---|"]
-    for arch in (Arch(), Arch(syn=(16,), arm=8)):
-        F.fit(img, 0.002, arch, F.Schedule(iters=2), seed=0)
+    crop = load(folder, "kodim23", "crops")
+    lines = ["| size | architecture | MAC/pixel | CPU s / iteration | GFLOP / iteration (3x fwd) | GFLOPS |",
+             "|---|---|---|---|---|---|"]
+    for im, arch in ((img, Arch()), (img, Arch(syn=(16,), arm=8)), (crop, Arch(syn=(16,), arm=8))):
+        n = iters * (img.size // im.size)  # 4x the iterations on the crop: similar time
+        F.fit(im, 0.002, arch, F.Schedule(iters=2), seed=0)
         t0 = time.process_time()
-        F.fit(img, 0.002, arch, F.Schedule(iters=iters), seed=0)
-        cpu = (time.process_time() - t0) / iters
-        mac = arch.macs_per_pixel(*img.shape[:2])
-        gf = 6 * mac * img.shape[0] * img.shape[1] / 1e9
-        lines.append(f"| syn {arch.syn} / ARM {arch.arm} | {mac:.0f} | {cpu:.3f} | {gf:.2f} | {gf / cpu:.1f} |")
+        F.fit(im, 0.002, arch, F.Schedule(iters=n), seed=0)
+        cpu = (time.process_time() - t0) / n
+        mac = arch.macs_per_pixel(*im.shape[:2])
+        gf = 6 * mac * im.shape[0] * im.shape[1] / 1e9
+        lines.append(f"| {im.shape[1]}x{im.shape[0]} | syn {arch.syn} / ARM {arch.arm} | {mac:.0f} | "
+                     f"{cpu:.4f} | {gf:.3f} | {gf / cpu:.1f} |")
     tile = np.tile(load(folder, "kodim01", "full"), (2, 2, 1))[:1024, :1024].copy()
     F.fit(tile, 0.002, Arch(), F.Schedule(iters=3), seed=0)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
