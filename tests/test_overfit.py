@@ -275,6 +275,31 @@ def test_fast_fitting_ops_match_reference():
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-9)
 
 
+def test_fast_bit_count_matches_laplace_bits_at_extremes():
+    """fastops._bits_grad (one formula for both branches): value and derivatives of
+    laplace.bits under autograd, with log-scales beyond both clamps, |y - mu| around 1/2 and
+    beyond the bit cap (float64)."""
+    import torch
+
+    from gancomp.overfit import fastops as FO
+
+    g = torch.Generator().manual_seed(11)
+    n = 4000
+    y = (torch.randn(n, generator=g, dtype=torch.float64) * 3).round()
+    mu = y + torch.randn(n, generator=g, dtype=torch.float64)
+    mu[:40] = y[:40] + 0.5 + torch.linspace(-1e-3, 1e-3, 40, dtype=torch.float64)
+    mu[40:80] = y[40:80] - 60.0                                   # over the cap
+    ls = torch.randn(n, generator=g, dtype=torch.float64) * 3 - 0.5  # beyond LOG_B0 / LOG_B_MAX
+    assert (ls < lp.LOG_B0).any() and (ls > lp.LOG_B_MAX).any()
+    total, dy, dmu, dls = FO._bits_grad(y, mu, ls, True)
+    args = [t.clone().requires_grad_(True) for t in (y, mu, ls)]
+    ref = lp.bits(*args)
+    assert (ref == lp.TABLE_BITS + 6).any() and ((y - mu).abs() > 0.5).any()
+    assert abs(float(total) - float(ref.sum())) < 1e-9 * float(ref.sum())
+    for a, b in zip((dy, dmu, dls), torch.autograd.grad(ref.sum(), args)):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
 def test_fast_conv_mse_matches_reference():
     """fastops.conv_mse: value and gradients of the two residual 3x3 layers + MSE as autograd
     computes them with F.conv2d (float64)."""
@@ -347,3 +372,23 @@ def test_bench_report_names_incomplete_images(tmp_path, monkeypatch):
     assert "1 of 4" in row and row.endswith("| 60 |") and "n/a" not in row
     # kodim05's lone point (9 bpp) must not enter the curve
     assert "| 15 | 1 | 0.2500 | 27.00 |" in text
+
+
+def test_effort_times_measured_and_estimated():
+    """The effort-time table: measured ranges where points exist (newest recipe only, runs with
+    overridden iterations ignored), estimates from a least-squares line elsewhere."""
+    from gancomp.benchmarks.overfit import effort_times
+
+    def row(s, e, it, cpu, rec="v3", override=None):
+        return {"set": s, "effort": e, "enc_cpu_s": cpu, "recipe": rec, "iters_override": override,
+                "notes": [f"tile 0: {it} iterations, 0.1 s/it"]}
+
+    rows = [row("crops", 1, 300, 32.0), row("crops", 1, 300, 34.0), row("crops", 2, 600, 62.0),
+            row("crops", 2, 600, 80.0, rec="v2"), row("crops", 3, 40, 1.0, override=40)]
+    lines = effort_times(rows)
+    by_e = {ln.split(" | ")[0].strip("| "): ln for ln in lines if ln.startswith("| ") and "iterations" not in ln}
+    assert "**32-34** measured (2 encodes, v3)" in by_e["1"]
+    assert "**62** measured (1 encodes, v3)" in by_e["2"]
+    # line through (300, 33) and (600, 62): 4 + 0.0967 x iterations -> effort 3 (1080 it) ~108
+    assert "~108 (~2 min) estimate" in by_e["3"] and by_e["3"].endswith("n/a |")
+    assert "4.0 s + 0.0967 s x iterations" in lines[-1]

@@ -103,28 +103,96 @@ def _bd(r1, p1, r2, p2) -> float:
 
 def speed(folder: Path, iters: int = 12) -> str:
     """CPU seconds per fitting iteration and model GFLOPS at 768x512 (kodim23), both
-    architectures, plus the peak memory of one 1024x1024 tile; a markdown table."""
+    architectures, and on its 384x256 benchmark crop (the small architecture the crops use),
+    plus the peak memory of one 1024x1024 tile; a markdown table."""
     import resource
 
     from ..overfit import fit as F
     from ..overfit.model import Arch
 
     img = load(folder, "kodim23", "full")
-    lines = ["| architecture | MAC/pixel | CPU s / iteration | GFLOP / iteration (3x fwd) | GFLOPS |",
-             "|---|---|---|---|---|"]
-    for arch in (Arch(), Arch(syn=(16,), arm=8)):
-        F.fit(img, 0.002, arch, F.Schedule(iters=2), seed=0)
+    crop = load(folder, "kodim23", "crops")
+    lines = ["| size | architecture | MAC/pixel | CPU s / iteration | GFLOP / iteration (3x fwd) | GFLOPS |",
+             "|---|---|---|---|---|---|"]
+    for im, arch in ((img, Arch()), (img, Arch(syn=(16,), arm=8)), (crop, Arch(syn=(16,), arm=8))):
+        n = iters * (img.size // im.size)  # 4x the iterations on the crop: similar time
+        F.fit(im, 0.002, arch, F.Schedule(iters=2), seed=0)
         t0 = time.process_time()
-        F.fit(img, 0.002, arch, F.Schedule(iters=iters), seed=0)
-        cpu = (time.process_time() - t0) / iters
-        mac = arch.macs_per_pixel(*img.shape[:2])
-        gf = 6 * mac * img.shape[0] * img.shape[1] / 1e9
-        lines.append(f"| syn {arch.syn} / ARM {arch.arm} | {mac:.0f} | {cpu:.3f} | {gf:.2f} | {gf / cpu:.1f} |")
+        F.fit(im, 0.002, arch, F.Schedule(iters=n), seed=0)
+        cpu = (time.process_time() - t0) / n
+        mac = arch.macs_per_pixel(*im.shape[:2])
+        gf = 6 * mac * im.shape[0] * im.shape[1] / 1e9
+        lines.append(f"| {im.shape[1]}x{im.shape[0]} | syn {arch.syn} / ARM {arch.arm} | {mac:.0f} | "
+                     f"{cpu:.4f} | {gf:.3f} | {gf / cpu:.1f} |")
     tile = np.tile(load(folder, "kodim01", "full"), (2, 2, 1))[:1024, :1024].copy()
     F.fit(tile, 0.002, Arch(), F.Schedule(iters=3), seed=0)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lines += ["", f"Peak memory of the process after also fitting one 1024x1024 tile: {rss:.0f} MiB."]
     return "\n".join(lines)
+
+
+def _iterations(r: dict) -> int | None:
+    """Fitting iterations of a cached point (summed over tiles, from its notes)."""
+    its = [int(m) for m in re.findall(r"(\d+) iterations", " ".join(r.get("notes", [])))]
+    return sum(its) if its else None
+
+
+def effort_times(rows: list[dict]) -> list[str]:
+    """Markdown table: whole-encode CPU seconds per effort and set, measured (range over the
+    cached points of the newest recipe that has the effort, point count) where points exist,
+    else an ESTIMATE = the effort's iterations x the median CPU seconds per iteration of whole
+    encodes over the set's points of its newest measured recipe: a least-squares line
+    a + b x iterations (fixed cost: coding, setup) where those points have two or more
+    iteration counts, else through zero (their median CPU seconds per iteration)."""
+    from ..codecs.overfit import EFFORTS
+
+    sizes = {"crops": "384x256 crop", "full": "768x512 image"}
+    cols: dict[str, dict] = {}
+    for which in sizes:
+        sel = [r for r in rows if r["set"] == which and not r.get("iters_override")
+               and "enc_cpu_s" in r and _iterations(r)]
+        meas, rate_rec, fit = {}, None, None
+        for e in EFFORTS:
+            er = [r for r in sel if r["effort"] == e]
+            if er:
+                rec = max((r.get("recipe", "v1") for r in er), key=RECIPES.index)
+                v = [r["enc_cpu_s"] for r in er if r.get("recipe", "v1") == rec]
+                meas[e] = (min(v), max(v), len(v), rec)
+        if sel:
+            rate_rec = max((r.get("recipe", "v1") for r in sel), key=RECIPES.index)
+            its = np.array([_iterations(r) for r in sel if r.get("recipe", "v1") == rate_rec], float)
+            cpu = np.array([r["enc_cpu_s"] for r in sel if r.get("recipe", "v1") == rate_rec])
+            if len(set(its.tolist())) > 1:
+                b, a = np.polyfit(its, cpu, 1)
+                fit = (float(a), float(b), f"{a:.1f} s + {b:.4f} s x iterations, least squares "
+                       f"over {len(its)} {rate_rec} points")
+            else:
+                b = float(np.median(cpu / its))
+                fit = (0.0, b, f"{b:.4f} s x iterations, the median over {len(its)} {rate_rec} "
+                       f"points at {int(its[0])} iterations (fixed cost not separable)")
+        cols[which] = {"meas": meas, "fit": fit}
+    out = ["| effort | iterations | " + " | ".join(f"{sizes[w]}: CPU s per encode" for w in sizes) + " |",
+           "|---|---|" + "---|" * len(sizes)]
+    for e, (iters, cands, warm) in EFFORTS.items():
+        n_it = iters + cands * warm  # pre-fitted start: warm-up iterations go to the main phase
+        cells = []
+        for which in sizes:
+            c = cols[which]
+            if e in c["meas"]:
+                lo, hi, n, rec = c["meas"][e]
+                rng = f"{lo:.0f}" if round(lo) == round(hi) else f"{lo:.0f}-{hi:.0f}"
+                cells.append(f"**{rng}** measured ({n} encodes, {rec})")
+            elif c["fit"]:
+                est = c["fit"][0] + c["fit"][1] * n_it
+                cells.append(f"~{est:.0f} (~{est / 60:.0f} min) estimate")
+            else:
+                cells.append("n/a")
+        out.append(f"| {e} | {n_it} | " + " | ".join(cells) + " |")
+    notes = [f"{sizes[w]}: {c['fit'][2]}" for w, c in cols.items() if c["fit"]]
+    out += ["", "Measured = range of whole-encode CPU seconds (fit + coding, one thread) over the "
+            "cached points of the newest recipe with that effort; estimates (not measured) from "
+            "the set's newest measured recipe: " + "; ".join(notes) + "."]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="docs/BENCHMARKS.md")
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--speed", action="store_true", help="only measure s/iteration, GFLOPS, memory")
+    p.add_argument("--times", action="store_true",
+                   help="only print encode CPU seconds per effort (measured or estimated) from the cache")
     a = p.parse_args(argv)
+    if a.times:
+        rows = [json.loads(f.read_text()) for f in sorted(Path(a.cache).glob("*.json"))]
+        print("\n".join(effort_times(rows)))
+        return 0
     import torch
 
     torch.set_num_threads(1)

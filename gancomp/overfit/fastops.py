@@ -123,37 +123,36 @@ assert [(dy, dx + i) for dy, dx, n in _RUNS for i in range(n)][:A.N_CTX] == list
 
 def _bits_grad(y, mu, ls, grad: bool):
     """Sum of :func:`gancomp.overfit.laplace.bits` and, if ``grad``, its derivatives in
-    (y, mu, log-scale) (those autograd would give)."""
-    inside = (ls >= lp.LOG_B0) & (ls <= lp.LOG_B_MAX)
-    inv = torch.exp(-ls.clamp(lp.LOG_B0, lp.LOG_B_MAX))
+    (y, mu, log-scale) (those autograd would give).
+
+    One formula for both of laplace.bits' branches, without selecting: with dn = min(d, 1/2),
+    bits = -log2(1 - (e^{(dn-1/2)/b} + e^{-(dn+1/2)/b}) / 2) + (d - dn) log2(e) / b, since
+    the far branch equals the near one at d = 1/2 plus the linear tail; likewise the near
+    branch's derivatives at dn = 1/2 are the far branch's. The probability floor of
+    laplace.bits never acts here: with the clamped scale, p >= (1 - e^{-1/b_max}) / 2 > 0.04.
+    2.2x faster than evaluating both branches (measured 0.38 vs 0.85 ms per 16384 latents)."""
+    lsc = ls.clamp(lp.LOG_B0, lp.LOG_B_MAX)
+    inv = torch.exp(-lsc)
     r = y - mu
     d = r.abs()
-    far_m = d > 0.5
-    em1 = torch.expm1(inv)                                   # e^{1/b} - 1
-    # far: 1 + (d - 1/2) inv log2e - log2(1 - e^{-inv}) = 1 + (d - 1/2 + 1) inv log2e - log2(em1)
-    far = (d + 0.5) * inv * LOG2E + 1.0 - torch.log2(em1)
     dn = d.clamp(max=0.5)
-    ea = torch.exp((dn - 0.5) * inv)
-    eb = torch.exp((-dn - 0.5) * inv)
-    p = 1.0 - 0.5 * (ea + eb)
-    pc = p.clamp_min(2.0 ** -lp.TABLE_BITS)
-    near = -torch.log2(pc)
-    b = torch.where(far_m, far, near)
+    x = dn * inv
+    h = inv * 0.5
+    ea = torch.sub(x, h).exp_()                      # e^{(dn - 1/2)/b}
+    eb = x.add_(h).neg_().exp_()                     # e^{-(dn + 1/2)/b}
+    p = torch.add(ea, eb).mul_(-0.5).add_(1.0)
+    tail = d.sub_(dn)                                # d - dn
+    b = torch.addcmul(torch.log2(p).neg_(), tail, inv, value=LOG2E)
     cap = lp.TABLE_BITS + 6
-    total = b.clamp_max(cap).sum()
+    over = b > cap
+    total = b.clamp_max_(cap).sum()
     if not grad:
         return total, None, None, None
-    live = b <= cap
-    # d/dd and d/dinv of each branch
-    dd_far = inv * LOG2E
-    dinv_far = ((d - 0.5) - 1.0 / em1) * LOG2E
-    w = ((LOG2E * 0.5) / pc).masked_fill_(p < 2.0 ** -lp.TABLE_BITS, 0.0)
-    dd_near = w * inv * (ea - eb)
-    dinv_near = w * (ea * (dn - 0.5) - eb * (dn + 0.5))
-    dd = torch.where(far_m, dd_far, dd_near).masked_fill_(~live, 0.0)
-    dinv = torch.where(far_m, dinv_far, dinv_near).masked_fill_(~live, 0.0)
-    dls = dinv.mul_(inv).masked_fill_(~inside, 0.0).neg_()
-    dy = dd * torch.sign(r)
+    w = p.reciprocal_().mul_(0.5 * LOG2E)
+    dd = torch.sub(ea, eb).mul_(inv).mul_(w).masked_fill_(over, 0.0)
+    dinv = ea.mul_(dn - 0.5).sub_(eb.mul_(dn.add_(0.5))).mul_(w).add_(tail, alpha=LOG2E)
+    dls = dinv.mul_(inv).masked_fill_(over | (lsc != ls), 0.0).neg_()
+    dy = dd.mul_(torch.sign(r))
     return total, dy, -dy, dls
 
 
@@ -178,44 +177,63 @@ def _mlp_fwd(x, ws, bs):
     return hs, x
 
 
+def _blocks(dims: list[tuple[int, int]], chunk: int) -> list[list[tuple[int, int, int]]]:
+    """Row ranges (grid, r0, r1) of ~``chunk`` latents each, consecutive small ones packed
+    into one block (up to 1.25 chunk): the coarse grids and a grid's last rows would otherwise
+    each pay a block's fixed cost of ~100 small tensor operations (~0.5 ms)."""
+    blocks: list[list[tuple[int, int, int]]] = []
+    size = chunk * 2
+    for gi, (h, w) in enumerate(dims):
+        step = max(1, chunk // w)
+        for r0 in range(0, h, step):
+            n = (min(h, r0 + step) - r0) * w
+            if size + n > chunk + chunk // 4:
+                blocks.append([])
+                size = 0
+            blocks[-1].append((gi, r0, min(h, r0 + step)))
+            size += n
+    return blocks
+
+
 def _arm_pass(pads, ws, bs, chunk: int, grad: bool):
     """Total bits; with ``grad`` also d(bits)/d(each grid) and d/d(weights, biases), computed in
     the same pass (the loss is a sum, so the block's gradient is known as soon as its bits)."""
     total = pads[0].new_zeros(())
     dws = [torch.zeros_like(w) for w in ws] if grad else None
     dbs = [torch.zeros_like(b) for b in bs] if grad else None
-    dqs = []
     last = len(ws) - 1
-    for p in pads:
-        h, w = p.shape[0] - A.PAD_T, p.shape[1] - A.PAD_L - A.PAD_R
-        dp = torch.zeros_like(p) if grad else None
-        step = max(1, chunk // w)
-        for r0 in range(0, h, step):
-            r1 = min(h, r0 + step)
-            rows = r1 - r0
-            c = _ctx_block(p, r0, r1, w)
-            hs, out = _mlp_fwd(c[:A.N_CTX], ws, bs)
-            b, dy, dmu, dls = _bits_grad(c[A.N_CTX], out[0], out[1], grad)
-            total += b
-            if not grad:
-                continue
-            g = torch.stack([dmu, dls])
-            for i in range(last, -1, -1):
-                inp = hs[i - 1] if i else c[:A.N_CTX]
-                dws[i].addmm_(g, inp.t())
-                dbs[i].add_(g.sum(1))
-                g = ws[i].t() @ g
-                if i:
-                    g = torch.ops.aten.threshold_backward(g, hs[i - 1], 0.0)
+    dims = [(p.shape[0] - A.PAD_T, p.shape[1] - A.PAD_L - A.PAD_R) for p in pads]
+    dps = [torch.zeros_like(p) for p in pads] if grad else None
+    for blk in _blocks(dims, chunk):
+        cs = [_ctx_block(pads[gi], r0, r1, dims[gi][1]) for gi, r0, r1 in blk]
+        c = cs[0] if len(cs) == 1 else torch.cat(cs, 1)
+        hs, out = _mlp_fwd(c[:A.N_CTX], ws, bs)
+        b, dy, dmu, dls = _bits_grad(c[A.N_CTX], out[0], out[1], grad)
+        total += b
+        if not grad:
+            continue
+        g = torch.stack([dmu, dls])
+        for i in range(last, -1, -1):
+            inp = hs[i - 1] if i else c[:A.N_CTX]
+            dws[i].addmm_(g, inp.t())
+            dbs[i].add_(g.sum(1))
+            g = ws[i].t() @ g
+            if i:
+                g = torch.ops.aten.threshold_backward(g, hs[i - 1], 0.0)
+        off = 0
+        for gi, r0, r1 in blk:
+            w, rows = dims[gi][1], r1 - r0
+            n = rows * w
             k = 0
             for dy_, dx, cnt in _RUNS:
                 y0 = r0 + A.PAD_T + dy_
                 for j in range(cnt):
                     x0 = A.PAD_L + dx + j
-                    dp[y0:y0 + rows, x0:x0 + w].add_((g[k] if k < A.N_CTX else dy).view(rows, w))
+                    src = g[k, off:off + n] if k < A.N_CTX else dy[off:off + n]
+                    dps[gi][y0:y0 + rows, x0:x0 + w].add_(src.view(rows, w))
                     k += 1
-        if grad:
-            dqs.append(dp[A.PAD_T:, A.PAD_L:A.PAD_L + w].contiguous())
+            off += n
+    dqs = [dp[A.PAD_T:, A.PAD_L:A.PAD_L + w].contiguous() for dp, (_, w) in zip(dps, dims)] if grad else []
     return total, dqs, dws, dbs
 
 
@@ -247,20 +265,20 @@ def arm_bits(qs: list[torch.Tensor], weights: list[torch.Tensor], biases: list[t
 
 # --- the two 3x3 residual layers and the distortion ----------------------------------------------
 
-def _wgrad(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Weight gradient (O, C, 3, 3) of a 3x3 zero-padded convolution of x (C, H, W) given the
-    output gradient g (O, H, W): nine (O, L) x (L, C) matrix products on the flattened padded
-    input, each tap a shifted view (g gets two zero columns so no row wraps around)."""
-    c, h, w = x.shape
-    xp = F.pad(x, (1, 1, 1, 2)).view(c, -1)
-    gp = F.pad(g, (0, 2)).view(g.shape[0], -1)
-    n = h * (w + 2)
-    out = g.new_empty((g.shape[0], c, 3, 3))
-    for dy in range(3):
-        for dx in range(3):
-            off = dy * (w + 2) + dx
-            out[:, :, dy, dx] = gp @ xp[:, off:off + n].t()
-    return out
+def _wgrad(g: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Weight gradient (O, C, 3, 3) of the 3x3 zero-padded convolution of x (1, C, H, W) by
+    ``w``, given the output gradient g (1, O, H, W) (ATen's weight-only backward: 1.8x faster
+    than nine shifted (O, L) x (L, C) products)."""
+    return torch.ops.aten.convolution_backward(
+        g, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [False, True, False])[1]
+
+
+def _conv_t(g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Input gradient of the 3x3 zero-padded convolution by ``w`` (O, C, 3, 3): a convolution
+    by the flipped, transposed kernel. Same values as ``F.conv_transpose2d(g, w, padding=1)``
+    up to float32 rounding, and 5x faster on one CPU thread for 3 channels (measured 4.3 vs
+    22 ms at 768x512: ATen's transposed convolution has no fast path for so few channels)."""
+    return F.conv2d(g, w.transpose(0, 1).flip(2, 3), padding=1)
 
 
 class _ConvMSE(torch.autograd.Function):
@@ -273,11 +291,11 @@ class _ConvMSE(torch.autograd.Function):
         mse = e.square().sum() / n
         if grad:
             g2 = e.mul_(2.0 / n).view(1, 3, h, w)
-            dw1, db1 = _wgrad(g2[0], x1[0]), g2.sum((0, 2, 3))
-            g1 = F.conv_transpose2d(g2, w1, padding=1).add_(g2)
+            dw1, db1 = _wgrad(g2, x1, w1), g2.sum((0, 2, 3))
+            g1 = _conv_t(g2, w1).add_(g2)
             g1 = torch.ops.aten.threshold_backward(g1, x1, 0.0)
-            dw0, db0 = _wgrad(g1[0], x0[0]), g1.sum((0, 2, 3))
-            g0 = F.conv_transpose2d(g1, w0, padding=1).add_(g1)
+            dw0, db0 = _wgrad(g1, x0, w0), g1.sum((0, 2, 3))
+            g0 = _conv_t(g1, w0).add_(g1)
             ctx.save_for_backward(g0.view(3, -1), dw0, db0, dw1, db1)
         return mse
 
