@@ -114,6 +114,23 @@ def run_prog(img: np.ndarray, model: str | None, check: bool = True) -> list[dic
     return [_score(img, recs[k - 1], len(truncate_passes(data, k))) for k in range(1, PASSES + 1)]
 
 
+def run_ft(img: np.ndarray, model: str | None, check: bool, known: list[dict]) -> list[dict]:
+    """``finetune`` at every quality of :data:`FT_QS`; points the ``ft15`` stage measured (same
+    model, same code, deterministic encoder) are taken from it, except with ``check``, where
+    every point is encoded again and must equal the known one (the check of that reuse)."""
+    have = {p["q"]: p for p in known}
+    out = []
+    for q in FT_QS:
+        if q in have and not check:
+            out.append(dict(have[q]))
+            continue
+        r = dict(run_ae(img, q, model, check, finetune=True), q=q)
+        if q in have and any(r[k] != have[q][k] for k in ("bpp", "psnr", "ssim", "ft_kept")):
+            raise RuntimeError(f"ft at q{q:g} differs from the ft15 stage's point: {r} vs {have[q]}")
+        out.append(r)
+    return out
+
+
 def run_hp(img: np.ndarray, q: float, adapt: bool) -> dict:
     """The default hyperprior model at quality q, with or without ``adapt``."""
     from .. import api
@@ -199,8 +216,7 @@ def measure(files: list[Path], cache: dict, key: str, stages: tuple[str, ...], m
                 rec["ae-ft15"] = [dict(run_ae(img, q, model, check, finetune=True), q=q)
                                   for q in bracket(rec.get("ae", []))]
             elif stage == "ft":
-                rec["ae-ft"] = [dict(run_ae(img, q, model, check, finetune=True), q=q)
-                                for q in FT_QS]
+                rec["ae-ft"] = run_ft(img, model, check, rec.get("ae-ft15", []))
             elif stage == "prog":
                 rec["ae-p3"] = run_prog(img, model, check)
             elif stage == "gan":
