@@ -203,3 +203,14 @@ def test_cli_train_ae_and_hyperprior_config_still_required(tmp_path):
     r = run_cli("train")
     err = r.stderr.decode()
     assert r.returncode == 2 and "--config" in err and "Traceback" not in err
+
+
+def test_benchmark_upsampler_stage_scores_same_files(with_tiny, rgb):
+    """The benchmark's upg stage: L2 and adversarial upsampler on the same latents, scored."""
+    from gancomp.benchmarks.ae import run_upg, tables
+
+    l2, gan = run_upg(rgb, 30.0, MODEL, check=True)
+    extra = (gan["bpp"] - l2["bpp"]) * rgb.shape[0] * rgb.shape[1] / 8
+    assert 0 <= extra <= 8 and l2["psnr"] != gan["psnr"]       # bytes of the u param only
+    md = tables({"a.png": {"ae-d2-l2": [l2], "ae-d2-gan": [gan]}}, "test")
+    assert "Adversarial upsampler" in md and "| 30 |" in md
