@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -537,7 +538,11 @@ def main(argv: list[str] | None = None) -> int:
     kodak = sorted(Path(a.kodak).glob("*.png"))[: a.limit or None]
     held = split_held_out(list_images(a.train))[1][: a.held]
     stages = tuple(s for s in a.stages.split(",") if s)
-    cmd = "python -m gancomp.benchmarks.ae " + " ".join(argv if argv is not None else sys.argv[1:])
+    args = list(argv if argv is not None else sys.argv[1:])
+    if "--note" in args:                    # the note is printed as text, not in the command
+        del args[args.index("--note"):args.index("--note") + 2]
+    cmd = "python -m gancomp.benchmarks.ae " + " ".join(shlex.quote(x) for x in args
+                                                        if not x.startswith("--note="))
     caption = ""
     grid_path = Path(a.grid or f"docs/ae_grid_{model_id}.png")
 
