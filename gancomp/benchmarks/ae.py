@@ -11,6 +11,8 @@
 - the BD-rate of ``finetune`` against the plain CNN-AE over the same qualities, and of the
   hyperprior codec's ``adapt`` against plain hyperprior above 0.5 bpp;
 - the ``down=2`` RD sweep (pass 1 at half size + the upsampling generator);
+- ``upg``: the adversarial upsampler (``upsampler=gan``) against the L2 one on the same
+  ``down=2`` files (identical latent streams, checked): PSNR, SSIM and SSIMULACRA2;
 - a crop grid PNG (original, blocks coded alone as in the seed, overlapping windows, fine-
   tuned, GAN decoder, first pass, JPEG at about the same bpp).
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -36,6 +39,7 @@ QS = (0.0, 25.0, 50.0, 75.0, 100.0)
 FT_QS = (0.0, 25.0, 50.0, 75.0, 100.0)    # q0 since ft code 3: every image reaches 1.5 bpp
 GAN_QS = (50.0, 100.0)
 D2_QS = (0.0, 20.0, 40.0, 60.0)
+UPG_QS = (20.0,)                   # down=2 at q20: about 0.25 bpp on Kodak
 HP_QS = (60.0, 73.0, 87.0, 100.0)  # hp-a2 on Kodak: about 0.5-0.9 bpp
 PROG_Q = 15.0                      # chosen on training photos: first pass about 0.2 bpp
 PROG_DOWN = 2
@@ -43,14 +47,16 @@ PASSES = 3
 CLASSIC = {"jpeg": (10, 30, 50, 70, 80, 90, 95),
            "webp": (10, 30, 50, 70, 80, 90, 95),
            "jpeg2000": None}
-STAGES = ("ae", "classic", "ft", "ft15", "prog", "gan", "d2", "adapt")
+STAGES = ("ae", "classic", "ft", "ft15", "prog", "gan", "d2", "adapt", "upg")
 # stages whose files depend only on these arrays (plus the code): reusable across models
 # whose arrays are identical (--reuse)
-STAGE_ARRAYS = {"ae": ("base.",), "ft": ("base.",), "gan": ("base.", "gan."), "classic": ()}
+STAGE_ARRAYS = {"ae": ("base.",), "ft": ("base.",), "ft15": ("base.",), "gan": ("base.", "gan."),
+                "classic": (), "d2": ("base.", "up."), "prog": ("base.", "up.", "res.")}
 STAGE_CODE = {"ft": 3}             # bumped when a stage's code changes (2: loop filter, 3: q0)
 VARIANTS = {"ae": ["ae"], "classic": list(CLASSIC), "ft": ["ae-ft"], "ft15": ["ae-ft15"],
             "prog": ["ae-p3"],
-            "gan": ["ae-gan"], "d2": ["ae-d2"], "adapt": ["hp", "hp-adapt"]}
+            "gan": ["ae-gan"], "d2": ["ae-d2"], "adapt": ["hp", "hp-adapt"],
+            "upg": ["ae-d2-l2", "ae-d2-gan"]}
 TARGET = 1.5
 
 
@@ -112,6 +118,49 @@ def run_prog(img: np.ndarray, model: str | None, check: bool = True) -> list[dic
             (check and not np.array_equal(api.decode_array(data), recs[-1])):
         raise RuntimeError("progressive decode differs from the encoder's reconstruction")
     return [_score(img, recs[k - 1], len(truncate_passes(data, k))) for k in range(1, PASSES + 1)]
+
+
+def run_ft(img: np.ndarray, model: str | None, check: bool, known: list[dict]) -> list[dict]:
+    """``finetune`` at every quality of :data:`FT_QS`; points the ``ft15`` stage measured (same
+    model, same code, deterministic encoder) are taken from it, except with ``check``, where
+    every point is encoded again and must equal the known one (the check of that reuse)."""
+    have = {p["q"]: p for p in known}
+    out = []
+    for q in FT_QS:
+        if q in have and not check:
+            out.append(dict(have[q]))
+            continue
+        r = dict(run_ae(img, q, model, check, finetune=True), q=q)
+        if q in have and any(r[k] != have[q][k] for k in ("bpp", "psnr", "ssim", "ft_kept")):
+            raise RuntimeError(f"ft at q{q:g} differs from the ft15 stage's point: {r} vs {have[q]}")
+        out.append(r)
+    return out
+
+
+def run_upg(img: np.ndarray, q: float, model: str | None, check: bool) -> tuple[dict, dict]:
+    """One ``down=2`` point decoded by the L2 upsampler and by the adversarial one: the two
+    files must hold the same latent streams (so the same bits but for the ``u`` param); each
+    scored with PSNR, SSIM and SSIMULACRA2 (when the ``ssimulacra2`` package is installed)."""
+    from .. import api, container
+
+    out = []
+    files = []
+    for up in ("mse", "gan"):
+        data, recs = encode_with_recons(img, q, model, down=2, upsampler=up)
+        if check and not np.array_equal(api.decode_array(data), recs[-1]):
+            raise RuntimeError("ae decode differs from the encoder's reconstruction")
+        r = dict(_score(img, recs[-1], len(data)), q=q)
+        try:
+            from .generative import ssimulacra2
+
+            r["ssimulacra2"] = ssimulacra2(img, recs[-1])
+        except ImportError:
+            pass
+        out.append(r)
+        files.append(container.unpack(data).streams)
+    if files[0] != files[1]:
+        raise RuntimeError("upsampler=gan changed the latent streams")
+    return out[0], out[1]
 
 
 def run_hp(img: np.ndarray, q: float, adapt: bool) -> dict:
@@ -199,8 +248,7 @@ def measure(files: list[Path], cache: dict, key: str, stages: tuple[str, ...], m
                 rec["ae-ft15"] = [dict(run_ae(img, q, model, check, finetune=True), q=q)
                                   for q in bracket(rec.get("ae", []))]
             elif stage == "ft":
-                rec["ae-ft"] = [dict(run_ae(img, q, model, check, finetune=True), q=q)
-                                for q in FT_QS]
+                rec["ae-ft"] = run_ft(img, model, check, rec.get("ae-ft15", []))
             elif stage == "prog":
                 rec["ae-p3"] = run_prog(img, model, check)
             elif stage == "gan":
@@ -208,6 +256,9 @@ def measure(files: list[Path], cache: dict, key: str, stages: tuple[str, ...], m
                                  for q in GAN_QS]
             elif stage == "d2":
                 rec["ae-d2"] = [dict(run_ae(img, q, model, check, down=2), q=q) for q in D2_QS]
+            elif stage == "upg":
+                pts = [run_upg(img, q, model, check) for q in UPG_QS]
+                rec["ae-d2-l2"], rec["ae-d2-gan"] = [p[0] for p in pts], [p[1] for p in pts]
             elif stage == "adapt":
                 rec["hp"] = [dict(run_hp(img, q, False), q=q) for q in HP_QS]
                 rec["hp-adapt"] = [dict(run_hp(img, q, True), q=q) for q in HP_QS]
@@ -300,6 +351,30 @@ def tables(store: dict, label: str) -> str:
                       f"adapted: " + "; ".join(
                           f"{q:g}: {b['bpp']:.3f} / {b['psnr']:.2f} -> {f['bpp']:.3f} / "
                           f"{f['psnr']:.2f}" for q, b, f in zip(HP_QS, base, ad)) + "."]
+    ug = [n for n in names if "ae-d2-gan" in store[n]]
+    if ug:
+        lines += ["", f"Adversarial upsampler (`down=2, upsampler=gan`: L2 + least-squares GAN) "
+                      f"vs the L2 upsampler on the same files' latents (identical streams), "
+                      f"{len(ug)} images; mean and images where the GAN one scores higher:", "",
+                  "| quality | bpp | upsampler | PSNR dB | SSIM | SSIMULACRA2 |",
+                  "|---|---|---|---|---|---|"]
+        for i in range(min(len(store[n]["ae-d2-gan"]) for n in ug)):
+            a_ = [store[n]["ae-d2-l2"][i] for n in ug]
+            q = a_[0]["q"]
+            g_ = [store[n]["ae-d2-gan"][i] for n in ug]
+            for lab, xs in (("L2", a_), ("GAN", g_)):
+                cells = []
+                for k in ("psnr", "ssim", "ssimulacra2"):
+                    if not all(k in x for x in xs):
+                        cells.append("-")
+                        continue
+                    v = float(np.mean([x[k] for x in xs]))
+                    f = f"{v:.4f}" if k == "ssim" else f"{v:.2f}"
+                    if lab == "GAN":
+                        f += f" ({sum(g[k] > a[k] for a, g in zip(a_, g_))}/{len(ug)})"
+                    cells.append(f)
+                lines.append(f"| {q:g} | {np.mean([x['bpp'] for x in xs]):.3f} | {lab} | "
+                             + " | ".join(cells) + " |")
     pg = [store[n]["ae-p3"] for n in names if "ae-p3" in store[n]]
     if pg:
         c = _mean_curve(pg)
@@ -353,6 +428,13 @@ def grid(kodak: Path, model: str | None, out: Path, name: str = "kodim23.png",
     cells.append(("ae gan", api.decode_array(api.encode_array(img, codec="ae", quality=q, model=model, decoder="gan"))))
     d2 = api.encode_array(img, codec="ae", quality=q, model=model, down=2)
     cells.append((f"ae down=2 {_bpp(len(d2), img.shape[1], img.shape[0]):.2f} bpp", api.decode_array(d2)))
+    from ..errors import InputError
+
+    try:
+        d2g = api.encode_array(img, codec="ae", quality=q, model=model, down=2, upsampler="gan")
+        cells.append(("down=2 GAN upsampler", api.decode_array(d2g)))
+    except InputError:                       # a model without the adversarial upsampler
+        d2g = None
     jpeg = get("jpeg")
     jq = min(range(5, 96), key=lambda v: abs(len(jpeg.encode(img, v)) * 8 / img.shape[0] / img.shape[1] - rate))
     jd = jpeg.encode(img, jq)
@@ -370,7 +452,9 @@ def grid(kodak: Path, model: str | None, out: Path, name: str = "kodim23.png",
     return (f"{name} crop {s}x{s} at ({x0}, {y0}), 2x nearest zoom, ae quality {q:g}: original; "
             f"the seed's scheme (each 32x32 block coded and decoded alone, same model); the "
             f"ae codec (overlapping windows); fine-tuned; GAN decoder; down=2 (half-size latent + "
-            f"upsampling generator, fewer bits); JPEG at the closest bpp of the ae cell.")
+            f"upsampling generator, fewer bits); " + ("the same down=2 file's latents decoded by the "
+            f"adversarial upsampler (upsampler=gan); " if d2g else "") +
+            "JPEG at the closest bpp of the ae cell.")
 
 
 def reuse(cache: dict, old_path: Path, model_id: str, sha: str, kodak: list[Path], log) -> None:
@@ -431,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", default=None, help="default runs/ae-bench-<model>.json")
     p.add_argument("--doc", default="docs/BENCHMARKS.md")
     p.add_argument("--grid", default=None, help="default docs/ae_grid_<model>.png")
+    p.add_argument("--no-grid", action="store_true", help="skip the crop grid")
+    p.add_argument("--note", default="", help="a sentence for the section (how it was run)")
     a = p.parse_args(argv)
     from ..codecs.ae import _model_ref
     from ..report import write_section
@@ -452,7 +538,11 @@ def main(argv: list[str] | None = None) -> int:
     kodak = sorted(Path(a.kodak).glob("*.png"))[: a.limit or None]
     held = split_held_out(list_images(a.train))[1][: a.held]
     stages = tuple(s for s in a.stages.split(",") if s)
-    cmd = "python -m gancomp.benchmarks.ae " + " ".join(argv if argv is not None else sys.argv[1:])
+    args = list(argv if argv is not None else sys.argv[1:])
+    if "--note" in args:                    # the note is printed as text, not in the command
+        del args[args.index("--note"):args.index("--note") + 2]
+    cmd = "python -m gancomp.benchmarks.ae " + " ".join(shlex.quote(x) for x in args
+                                                        if not x.startswith("--note="))
     caption = ""
     grid_path = Path(a.grid or f"docs/ae_grid_{model_id}.png")
 
@@ -463,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
                  "equals the decoded file: checked here by decoding every file of the first "
                  "image of each stage and set (and every first-pass cut), and by tests/test_ae.py. "
                  "Hyperprior points are decoded. One torch thread on a shared 2-core box." + (f" Reused: {cache['reused']}." if cache.get("reused")
-                                         else ""), ""]
+                                         else "") + (f" {a.note}" if a.note else ""), ""]
         for key, label in (("kodak", "Kodak"), ("held", "Held-back training photos (unseen)")):
             if cache.get(key):
                 parts += [tables(cache[key], label), ""]
@@ -479,7 +569,12 @@ def main(argv: list[str] | None = None) -> int:
         for key, files in (("kodak", kodak), ("held", held)):
             for _ in measure(files[: few or None], cache, key, (stage,), model_id, save, log):
                 write()
-    caption = grid(Path(a.kodak), model_id, grid_path)
+    if not a.no_grid:
+        caption = grid(Path(a.kodak), model_id, grid_path)
+    elif grid_path.is_file():
+        caption = cache.get("grid_caption", "")
+    cache["grid_caption"] = caption
+    save()
     write()
     log(f"wrote {a.doc}")
     return 0

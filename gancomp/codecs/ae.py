@@ -18,6 +18,9 @@
   model's upsampling generator (``up.*``, seed 001's "generator decoding a downsampled
   image", L2-trained) decodes it to full size: a coarse latent for low rates and the cheap
   first pass of progressive files. With ``finetune`` the refit targets the half-size image.
+- ``upsampler=gan`` (with ``down=2``; version 3, param ``u``): the first pass is decoded by
+  the adversarially trained upsampler (``upg.*``: L2 + least-squares GAN) instead of the
+  L2 one; same latents and size. Files without it are written as version 2.
 
 Entropy coding reuses the hyperprior codec's integer Gaussian tables (64 scales, shipped in
 the weights) through :func:`gancomp.entropy.encode_indexed`; the encoder picks a scale per
@@ -26,7 +29,8 @@ no float computation to rebuild the entropy model: streams decode bit-exactly an
 Pixels come from the float64 synthesis.
 
 Params: ``q`` quality * 100, ``P`` passes, ``g`` 1 for the GAN decoder, ``f`` 1 when a
-fine-tune stream follows pass 1, ``d`` pass 1's downscale (1 or 2; absent in version 1). Streams per pass: scales (channel bytes + block offsets),
+fine-tune stream follows pass 1, ``d`` pass 1's downscale (1 or 2; absent in version 1), ``u`` 1
+for the adversarial upsampler (version 3). Streams per pass: scales (channel bytes + block offsets),
 latent symbols; then, after pass 1, the fine-tune stream when ``f``.
 """
 
@@ -77,13 +81,15 @@ class _Runtime:
             self.res.load_state_dict(sub("res."))
             self.gan = Synthesis(N, C).double().eval()
             self.gan.load_state_dict(sub("gan.g_s."))
-            self.up = None
-            if "up.skip.weight" in arrays:
+            self.up = self.upg = None
+            for name in ("up", "upg"):
+                if f"{name}.skip.weight" not in arrays:
+                    continue
                 convs = sorted(int(k.split(".")[2]) for k in arrays
-                               if k.startswith("up.body.") and k.endswith(".weight"))
-                self.up = Upsampler(arrays["up.body.0.weight"].shape[0], len(convs)).double()
-                self.up.load_state_dict(sub("up."))
-                self.up.eval().requires_grad_(False)
+                               if k.startswith(f"{name}.body.") and k.endswith(".weight"))
+                m = Upsampler(arrays[f"{name}.body.0.weight"].shape[0], len(convs)).double()
+                m.load_state_dict(sub(f"{name}."))
+                setattr(self, name, m.eval().requires_grad_(False))
             self.freqs = arrays["y_freqs"].astype(np.int64)
             self.offsets = arrays["y_offsets"].astype(np.int64)
         except (KeyError, RuntimeError) as exc:
@@ -372,7 +378,8 @@ def _pad(image: np.ndarray, unit: int = BLOCK) -> np.ndarray:
 class AECodec(Codec):
     name = "ae"
     codec_id = 8
-    version = 2             # 2: param ``d`` (down=2 first pass); version 1 files decode as d=1
+    version = 3             # 2: param ``d`` (down=2 first pass); version 1 files decode as d=1;
+    #                         3: param ``u`` (adversarial upsampler), written only when u=1
     channels = (3,)
     description = "block CNN-AE of seed 001 with entropy-coded latents; progressive, fine-tuned, GAN decoder"
     encode_options = (
@@ -384,6 +391,8 @@ class AECodec(Codec):
         Option("down", int, 1, "2: code pass 1 at half resolution, decoded to full size by the "
                "model's upsampling generator (low rates; coarse progressive first pass)",
                lo=1, hi=2),
+        Option("upsampler", str, "mse", "with down=2: the generator decoding the half-size pass: "
+               "mse (L2-trained) or gan (L2 + least-squares GAN)", choices=("mse", "gan")),
     )
     decode_options = (
         Option("passes", int, None, "decode only the first k passes of a progressive file",
@@ -391,7 +400,7 @@ class AECodec(Codec):
     )
 
     def file_defaults(self, version: int) -> dict[str, Any]:
-        return {"d": 1} if version >= 2 else {}
+        return {"d": 1, "u": 0} if version >= 3 else {"d": 1} if version >= 2 else {}
 
     def quality_range(self) -> tuple[float, float]:
         return (0.0, 100.0)
@@ -419,6 +428,13 @@ class AECodec(Codec):
         if down == 2 and rt.up is None:
             raise InputError(f"model {model_id} has no upsampling generator; down=2 needs ae-v2 "
                              f"or later")
+        gan_up = opts["upsampler"] == "gan"
+        if gan_up and down != 2:
+            raise InputError("upsampler=gan needs down=2")
+        if gan_up and rt.upg is None:
+            raise InputError(f"model {model_id} has no adversarial upsampler; upsampler=gan "
+                             f"needs ae-v4 or later")
+        upsampler = rt.upg if gan_up else rt.up
         t = rt.t_of(q100)
         h, w, _ = image.shape
         img = _pad(image, BLOCK * down)
@@ -452,12 +468,15 @@ class AECodec(Codec):
             else:
                 break
             if k == 0 and down == 2:
-                out = upsample(rt.up, _next(None, out, 0))
+                out = upsample(upsampler, _next(None, out, 0))
             rec = _next(rec, out, k)
             recons.append(to_uint8(rec)[:h, :w])
         params = {"q": q100, "P": opts["passes"], "g": int(opts["decoder"] == "gan"), "f": ft,
                   "d": down}
-        return Encoded(params, streams, model_id=model_id, model_sha256=sha, notes=notes), recons
+        if gan_up:
+            params["u"] = 1
+        return Encoded(params, streams, model_id=model_id, model_sha256=sha, notes=notes,
+                       version=None if gan_up else 2), recons
 
     def decode(self, params, streams, width, height, channels, model_id="", model_sha256="",
                **options) -> np.ndarray:
@@ -468,10 +487,11 @@ class AECodec(Codec):
         try:
             q100, P, g, f = (int(params[k]) for k in ("q", "P", "g", "f"))
             down = int(params.get("d", 1))
+            u = int(params.get("u", 0))
         except (KeyError, TypeError, ValueError):
             raise FormatError("ae params missing or malformed") from None
         if not 0 <= q100 <= 10000 or not 1 <= P <= 8 or g not in (0, 1) or not 0 <= f <= 3 \
-                or down not in (1, 2) or channels != 3:
+                or down not in (1, 2) or u not in (0, 1) or (u and down != 2) or channels != 3:
             raise FormatError("ae params out of range")
         ft = bin(f).count("1")                # refit streams after pass 1
         present = (len(streams) - ft) // 2
@@ -486,8 +506,9 @@ class AECodec(Codec):
         if not model_id:
             raise FormatError("ae file names no model")
         rt = _runtime(model_id, model_sha256)
-        if down == 2 and rt.up is None:
-            raise FormatError(f"ae file needs an upsampling generator; model {model_id} has none")
+        if down == 2 and (rt.upg if u else rt.up) is None:
+            raise FormatError(f"ae file needs {'an adversarial' if u else 'an'} upsampling "
+                              f"generator; model {model_id} has none")
         t = rt.t_of(q100)
         unit = BLOCK * down
         H, W = -(-height // unit) * unit, -(-width // unit) * unit
@@ -508,7 +529,7 @@ class AECodec(Codec):
             if filt is not None:
                 out = apply_filter(_to8(out), *filt)
             if k == 0 and down == 2:
-                out = upsample(rt.up, _next(None, out, 0))
+                out = upsample(rt.upg if u else rt.up, _next(None, out, 0))
             rec = _next(rec, out, k)
         return np.ascontiguousarray(to_uint8(rec)[:height, :width])
 

@@ -132,10 +132,21 @@ class PatchD(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x - 0.5)
 
+    def scales(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        """One scale: the activations after each LeakyReLU, then the score map (the form
+        :func:`gancomp.train.gen_common.lsgan_generator_losses` takes)."""
+        feats, h = [], x - 0.5
+        for layer in self.net:
+            h = layer(h)
+            if isinstance(layer, nn.LeakyReLU):
+                feats.append(h)
+        return [feats + [h]]
+
 
 class Upsampler(nn.Module):
-    """The generator that decodes a 2x downsampled image (seed 001's first GAN variant, here
-    trained with L2 only): the coarse first pass of ``ae --down 2``. A learned bilinear-
+    """The generator that decodes a 2x downsampled image (seed 001's first GAN variant): the
+    coarse first pass of ``ae --down 2``; ``up.*`` is trained with L2 only, ``upg.*`` (same
+    architecture) with L2 + a least-squares GAN loss (``upsampler=gan``). A learned bilinear-
     initialised transposed conv plus a small residual CNN whose output is pixel-shuffled.
 
         x^ = .5 + skip(z - .5) + shuffle(body(z - .5))      z: decoded half-resolution image

@@ -1,4 +1,4 @@
-"""Training of the ``ae`` codec family on 32x32 blocks, in four phases sharing one clock:
+"""Training of the ``ae`` codec family on 32x32 blocks, in five phases sharing one clock:
 
 1. ``base``: the variable-rate block autoencoder (rate + lambda * 255^2 * MSE, lambda drawn
    per sample over the trained levels);
@@ -10,15 +10,20 @@
    x1 (half the steps: x1 of the downsampled first pass), its distortion in image units;
 4. ``gan``: the GAN-AE decoder of ``--decoder gan``: the base synthesis fine-tuned with the
    encoder frozen on lambda * 255^2 * MSE plus a least-squares GAN loss (Mao et al. 2017)
-   from a patch discriminator.
+   from a patch discriminator;
+5. ``upgan``: the adversarial upsampler of ``upsampler=gan`` (seed 001's "generator decoding a
+   downsampled image" trained as a GAN): a copy of ``up`` fine-tuned on the same first passes
+   with 1000 * MSE plus a least-squares GAN loss and discriminator feature matching (the
+   losses of :mod:`gancomp.train.gen_common`, through the update the GAN-AE decoder uses).
 
 ``python -m gancomp.train.ae --data DIR --out DIR --minutes M [--device cuda]`` trains for M
-wall minutes (split 50/20/15/15 over the phases), checkpoints (safetensors) and resumes, logs
+wall minutes (split 45/20/15/10/10 over the phases), checkpoints (safetensors) and resumes, logs
 losses to loss.csv and exports ``<model-id>.safetensors`` + card into --out. ``--init
 MODEL.safetensors --phases up=0.6,res=0.4`` continues an exported model with only the named
 phases (e.g. ae-v2: ae-v1 plus the ``up`` generator and a residual model retrained; ae-v3:
 ae-v2's base trained on with config ``cpu-hi``, a high-rate emphasis on 64x64 crops, then the
-other phases adapted to it). Cards record wall and CPU seconds per phase.
+other phases adapted to it; ae-v4: ae-v3 plus ``upgan``). Cards record wall and CPU seconds
+per phase.
 """
 
 from __future__ import annotations
@@ -36,24 +41,31 @@ import numpy as np
 RES_SCALE = 4.0
 CONFIGS: dict[str, dict[str, Any]] = {
     "tiny": {"N": 8, "C": 12, "lambdas": [0.01, 0.1], "batch": 4, "crops_per_image": 2,
-             "max_images": 4, "lr": 1e-3, "adv": 0.05, "up_N": 8, "up_depth": 3, "up_crops": 2},
+             "max_images": 4, "lr": 1e-3, "adv": 0.05, "up_N": 8, "up_depth": 3, "up_crops": 2,
+             "upg_adv": 0.1, "upg_fm": 1.0, "upg_lr": 2e-4},
     "cpu": {"N": 64, "C": 48, "lambdas": [0.003, 0.01, 0.03, 0.1, 0.3], "batch": 32,
             "crops_per_image": 64, "max_images": 0, "lr": 1e-3, "adv": 0.05,
-            "up_N": 48, "up_depth": 5, "up_crops": 24},
+            "up_N": 48, "up_depth": 5, "up_crops": 24,
+            "upg_adv": 0.3, "upg_fm": 2.0, "upg_lr": 2e-4},
     # continuation with a high-rate emphasis (ae-v3): 3/4 of each base batch draws its rate
     # position from [t_lo, top] (lambda 0.01-0.3, about 1-4 bpp on Kodak), a quarter from the
     # whole range so the low rates of the progressive first pass are kept; 64x64 crops
     # (batch / 4: the same pixels per step) so fewer outputs sit at a zero-padded border
     "cpu-hi": {"N": 64, "C": 48, "lambdas": [0.003, 0.01, 0.03, 0.1, 0.3], "batch": 32,
                "crops_per_image": 64, "max_images": 0, "lr": 5e-4, "adv": 0.05,
-               "up_N": 48, "up_depth": 5, "up_crops": 24, "t_lo": 1.0, "hi_frac": 0.75, "base_crop": 64},
+               "up_N": 48, "up_depth": 5, "up_crops": 24, "t_lo": 1.0, "hi_frac": 0.75, "base_crop": 64,
+               "upg_adv": 0.3, "upg_fm": 2.0, "upg_lr": 2e-4},
     "gpu": {"N": 64, "C": 48, "lambdas": [0.003, 0.01, 0.03, 0.1, 0.3], "batch": 256,
             "crops_per_image": 150, "max_images": 0, "lr": 1e-3, "adv": 0.05,
-            "up_N": 48, "up_depth": 5, "up_crops": 64},
+            "up_N": 48, "up_depth": 5, "up_crops": 64,
+            "upg_adv": 0.3, "upg_fm": 2.0, "upg_lr": 2e-4},
 }
-PHASES = ("base", "up", "res", "gan")
-SHARE = {"base": 0.5, "up": 0.2, "res": 0.15, "gan": 0.15}
-MODELS = ("base", "res", "gan", "disc", "up")
+# the adversarial upsampler's weights (configs of older runs lack them)
+UPG_DEFAULTS = {"upg_adv": 0.3, "upg_fm": 2.0, "upg_lr": 2e-4}
+PHASES = ("base", "up", "res", "gan", "upgan")
+SHARE = {"base": 0.45, "up": 0.2, "res": 0.15, "gan": 0.1, "upgan": 0.1}
+MODELS = ("base", "res", "gan", "disc", "up", "upg", "updisc")
+OPTIONAL = ("up", "upg", "updisc")          # absent from checkpoints of older runs
 
 
 def load_crops(data: str, per_image: int, max_images: int, cache: Path, seed: int = 0,
@@ -78,13 +90,15 @@ def load_crops(data: str, per_image: int, max_images: int, cache: Path, seed: in
 
 
 def build(cfg: dict[str, Any]):
-    """Base, residual and GAN models, the discriminator and the upsampling generator."""
+    """Base, residual and GAN models, the GAN decoder's discriminator, the upsampling
+    generator, the adversarial upsampler and its discriminator (the order of :data:`MODELS`)."""
     from ..nn.ae import BlockAE, PatchD, Upsampler
 
     lam = tuple(cfg["lambdas"])
+    up_N, up_depth = cfg.get("up_N", 48), cfg.get("up_depth", 5)
     return (BlockAE(cfg["N"], cfg["C"], lam), BlockAE(cfg["N"], cfg["C"], lam),
             BlockAE(cfg["N"], cfg["C"], lam), PatchD(max(8, cfg["N"] // 2)),
-            Upsampler(cfg.get("up_N", 48), cfg.get("up_depth", 5)))
+            Upsampler(up_N, up_depth), Upsampler(up_N, up_depth), PatchD(max(8, cfg["N"] // 2)))
 
 
 def _save(path: Path, models, meta: dict[str, Any]) -> None:
@@ -106,7 +120,7 @@ def _load(path: Path, models) -> dict[str, Any]:
     state = load_file(str(path))
     for name, m in zip(MODELS, models):
         part = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
-        if part or name != "up":                      # older checkpoints have no "up"
+        if part or name not in OPTIONAL:
             m.load_state_dict(part)
     with safe_open(str(path), framework="pt") as f:
         return json.loads(f.metadata()["meta"])
@@ -210,6 +224,32 @@ def step_res(base, res, x, opt, amp, up=None):
     return float(loss.detach()), float(bpp.mean().detach()), float(mse.mean().detach())
 
 
+def adversarial_update(disc, opt, opt_d, fake, real, rec_loss, adv: float, fm_w: float, amp,
+                       clip: float = 0.0):
+    """One generator step on ``rec_loss + adv * LSGAN + fm_w * feature matching`` (the losses
+    of :mod:`gancomp.train.gen_common`; a :class:`~gancomp.nn.ae.PatchD` is one scale), then
+    one least-squares discriminator step. Shared by the GAN-AE decoder and the adversarial
+    upsampler. Returns (generator loss, adversarial term)."""
+    import torch
+
+    from . import gen_common as gc
+
+    with amp():
+        g_adv, fm = gc.lsgan_generator_losses(disc.scales, fake, real)
+    loss = rec_loss + adv * g_adv + (fm_w * fm if fm_w else 0.0)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_([q for g in opt.param_groups for q in g["params"]], clip)
+    opt.step()
+    with amp():
+        d_loss = gc.lsgan_discriminator_loss(disc.scales(real), disc.scales(fake.detach()))
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    return loss, g_adv
+
+
 def step_gan(gan, disc, x, opt, opt_d, adv, amp):
     import torch
 
@@ -221,21 +261,22 @@ def step_gan(gan, disc, x, opt, opt_d, adv, amp):
     with amp():
         x_hat = gan.g_s(y * ig).float()
     mse = ((x_hat - x) ** 2).mean((1, 2, 3))
-    with amp():
-        d_fake = disc(x_hat).float()
-    g_adv = ((d_fake - 1) ** 2).mean()
-    loss = (gan.lam(t) * 255 ** 2 * mse).mean() + adv * g_adv
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    with amp():
-        d_real = disc(x).float()
-        d_f = disc(x_hat.detach()).float()
-    d_loss = ((d_real - 1) ** 2).mean() + (d_f ** 2).mean()
-    opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    opt_d.step()
+    loss, g_adv = adversarial_update(disc, opt, opt_d, x_hat, x,
+                                     (gan.lam(t) * 255 ** 2 * mse).mean(), adv, 0.0, amp)
     return float(loss.detach()), float(g_adv.detach()), float(mse.mean().detach())
+
+
+def step_upgan(base, upg, disc, x, opt, opt_d, cfg: dict[str, Any], amp):
+    """One step of the adversarial upsampler on 64x64 crops: the L2 loss of :func:`step_up`
+    plus the least-squares GAN and feature-matching terms."""
+    z = first_pass_down(base, upg, x, amp)
+    with amp():
+        out = upg(z).float()
+    mse = ((out - x) ** 2).mean()
+    c = {**UPG_DEFAULTS, **cfg}
+    loss, g_adv = adversarial_update(disc, opt, opt_d, out, x, 1000 * mse, c["upg_adv"],
+                                     c["upg_fm"], amp, clip=5.0)
+    return float(loss.detach()), float(g_adv.detach()), float(mse.detach())
 
 
 def sync_encoder(gan, base) -> None:
@@ -249,18 +290,22 @@ def sync_encoder(gan, base) -> None:
             getattr(gan, k).copy_(getattr(base, k))
 
 
-def load_exported(path: Path, models) -> None:
-    """Initialise base, res, gan.g_s (and up when present) from an exported model file."""
-    import torch
+def load_exported(path: Path, models) -> set[str]:
+    """Initialise base, res, gan.g_s (and up, upg when present) from an exported model file;
+    returns the prefixes found."""
     from safetensors.torch import load_file
 
     state = load_file(str(path))
-    base, res, gan, _, up = models
-    for name, m in (("base.", base), ("res.", res), ("gan.g_s.", gan.g_s), ("up.", up)):
+    base, res, gan, _, up, upg, _ = models
+    found = set()
+    for name, m in (("base.", base), ("res.", res), ("gan.g_s.", gan.g_s), ("up.", up),
+                    ("upg.", upg)):
         part = {k[len(name):]: v for k, v in state.items() if k.startswith(name)}
         if part:
             m.load_state_dict(part)
+            found.add(name)
     sync_encoder(gan, base)
+    return found
 
 
 def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str = "cpu",
@@ -279,9 +324,9 @@ def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str
     out.mkdir(parents=True, exist_ok=True)
     crops = load_crops(data, cfg["crops_per_image"], cfg["max_images"], out / "cache")
     big = load_crops(data, cfg["up_crops"], cfg["max_images"], out / "cache", seed=1, size=64) \
-        if {"up", "res"} & set(phases) or cfg.get("base_crop", 32) == 64 else None
+        if {"up", "res", "upgan"} & set(phases) or cfg.get("base_crop", 32) == 64 else None
     models = build(cfg)
-    base, res, gan, disc, up = models
+    base, res, gan, disc, up, upg, updisc = models
     ckpt = out / "checkpoint.safetensors"
     meta = {"phase": phases[0], "steps": {p: 0 for p in PHASES},
             "seconds": {p: 0.0 for p in PHASES}, "cpu_seconds": {p: 0.0 for p in PHASES},
@@ -290,7 +335,7 @@ def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str
         meta = _load(ckpt, models)
         log(f"resumed from {ckpt}: {meta}")
     elif init is not None:
-        load_exported(init, models)
+        meta["upg_init"] = "upg." in load_exported(init, models)
         log(f"initialised from {init}")
     meta.setdefault("cpu_seconds", {})
     for p in PHASES:                                   # checkpoints of older runs
@@ -320,9 +365,13 @@ def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str
                 gan.load_state_dict(base.state_dict())
             if phase == "gan":                         # frozen encoder = the base's (same bits)
                 sync_encoder(gan, base)
-            trainable = {"base": base, "up": up, "res": res, "gan": gan.g_s}[phase]
-            opt = torch.optim.Adam(trainable.parameters(), lr=cfg["lr"])
-            opt_d = torch.optim.Adam(disc.parameters(), lr=cfg["lr"], betas=(0.5, 0.999))
+            if phase == "upgan" and meta["steps"]["upgan"] == 0 and not meta.get("upg_init"):
+                upg.load_state_dict(up.state_dict())   # adversarial fine-tune of the L2 one
+            trainable = {"base": base, "up": up, "res": res, "gan": gan.g_s, "upgan": upg}[phase]
+            lr0 = cfg.get("upg_lr", UPG_DEFAULTS["upg_lr"]) if phase == "upgan" else cfg["lr"]
+            opt = torch.optim.Adam(trainable.parameters(), lr=lr0)
+            opt_d = torch.optim.Adam((updisc if phase == "upgan" else disc).parameters(), lr=lr0,
+                                     betas=(0.5, 0.999))
             cap = steps * share[phase] if steps else math.inf
             t_start = time.time() - meta["seconds"][phase]
             c_start = time.process_time() - meta["cpu_seconds"][phase]
@@ -331,12 +380,12 @@ def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str
                 m.train()
             if phase != "base":
                 base.eval()
-            if phase == "res":
+            if phase in ("res", "upgan"):
                 up.eval()
             while meta["steps"][phase] < cap and (steps or time.time() - t_start < budget[phase]):
                 frac = (time.time() - t_start) / max(budget[phase], 1e-9) if not steps else \
                     meta["steps"][phase] / cap
-                lr = cfg["lr"] * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+                lr = lr0 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
                 for o in (opt, opt_d):
                     for gr in o.param_groups:
                         gr["lr"] = lr
@@ -354,9 +403,13 @@ def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str
                                  opt, amp, up=up)
                 elif phase == "res":
                     r = step_res(base, res, _batch(crops, cfg["batch"], rng, device), opt, amp)
-                else:
+                elif phase == "gan":
                     r = step_gan(gan, disc, _batch(crops, cfg["batch"], rng, device), opt,
                                  opt_d, cfg["adv"], amp)
+                else:
+                    r = step_upgan(base, upg, updisc,
+                                   _batch(big, max(1, cfg["batch"] // 4), rng, device), opt,
+                                   opt_d, cfg, amp)
                 meta["steps"][phase] += 1
                 meta["seconds"][phase] = time.time() - t_start
                 meta["cpu_seconds"][phase] = time.process_time() - c_start
@@ -374,12 +427,15 @@ def train(cfg: dict[str, Any], data: str, out: Path, minutes: float, device: str
     return export(models, cfg, meta, data, out, model_id, device)
 
 
-def export_arrays(base, res, gan, up=None) -> dict[str, np.ndarray]:
-    """Shipped arrays: base.*, res.*, gan.g_s.*, up.* (fp32) and the Gaussian code tables."""
+def export_arrays(base, res, gan, up=None, upg=None) -> dict[str, np.ndarray]:
+    """Shipped arrays: base.*, res.*, gan.g_s.*, up.*, upg.* (fp32) and the Gaussian code
+    tables."""
     from .export import gaussian_tables
 
     arrays: dict[str, np.ndarray] = {}
-    for name, m in (("base", base), ("res", res)) + ((("up", up),) if up is not None else ()):
+    for name, m in (("base", base), ("res", res), ("up", up), ("upg", upg)):
+        if m is None:
+            continue
         for k, v in m.state_dict().items():
             arrays[f"{name}.{k}"] = v.detach().float().cpu().contiguous().numpy()
     for k, v in gan.g_s.state_dict().items():
@@ -405,7 +461,9 @@ def export(models, cfg, meta, data, out: Path, model_id: str, device: str,
            results: Any = None) -> Path:
     from .. import weights
 
-    base, res, gan, _, up = (m.float().cpu().eval() for m in models)
+    base, res, gan, _, up, upg, _ = (m.float().cpu().eval() for m in models)
+    has_upg = bool(meta["steps"].get("upgan") or meta.get("upg_init"))
+    c = {**UPG_DEFAULTS, **cfg}
     card = {
         "id": model_id, "codec": "ae", "default": True,
         "architecture": (
@@ -420,13 +478,19 @@ def export(models, cfg, meta, data, out: Path, model_id: str, device: str,
             f"{cfg['adv']}, patch discriminator, encoder frozen), up.* (generator decoding the "
             f"2x box-downsampled image for --down 2: bilinear-initialised transposed conv + "
             f"{cfg.get('up_depth', 5)} conv3 layers of {cfg.get('up_N', 48)} channels, pixel "
-            f"shuffle; L2 loss only)"),
-        "adversarial_loss": "least-squares GAN (LSGAN), not WGAN-GP",
+            f"shuffle; L2 loss only)" + (
+                f"; upg.* (the same generator fine-tuned from up.* adversarially for "
+                f"upsampler=gan: 1000 * MSE + {c['upg_adv']} * least-squares GAN + "
+                f"{c['upg_fm']} * discriminator feature matching (L1), patch discriminator on "
+                f"64x64 crops)" if has_upg else "")),
+        "adversarial_loss": "least-squares GAN (LSGAN), not WGAN-GP" + (
+            ", for both the GAN-AE decoder (gan.g_s) and the adversarial upsampler (upg)"
+            if has_upg else ""),
         "config": cfg,
         "data": f"{data}: training split (held-back photos excluded), "
                 f"{cfg['crops_per_image']} random 32x32 crops per image (res, gan"
                 f"{'' if cfg.get('base_crop', 32) == 64 else ', base'}) and "
-                f"{cfg.get('up_crops', 0)} random 64x64 crops per image (up, every second "
+                f"{cfg.get('up_crops', 0)} random 64x64 crops per image (up, upgan, every second "
                 f"res step{', base' if cfg.get('base_crop', 32) == 64 else ''}), half from "
                 f"0.5-1x downscaled copies; never Kodak",
         "init": meta.get("init"),
@@ -436,7 +500,8 @@ def export(models, cfg, meta, data, out: Path, model_id: str, device: str,
         "device": device, "batch": cfg["batch"],
         "results": results,
     }
-    return weights.save(export_arrays(base, res, gan, up), card, out, model_id)
+    return weights.save(export_arrays(base, res, gan, up, upg if has_upg else None), card, out,
+                        model_id)
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m gancomp.train.ae") -> None:
@@ -451,7 +516,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m gancomp.train.ae"
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--init", type=Path, help="start from this exported .safetensors model")
     p.add_argument("--phases", help="phases and time shares, e.g. up=0.6,res=0.4 "
-                                    "(default: all, 50/20/15/15)")
+                                    "(default: all, 45/20/15/10/10)")
     p.add_argument("--export-only", action="store_true",
                    help="export the run's current checkpoint without training")
     a = p.parse_args(argv)

@@ -30,6 +30,9 @@ FILES = {
     "ae_v2_astronaut2x_q95_ft.gcz":                # f = 3: last-layer refit + loop filter
         lambda: api.encode_array(_astronaut(2), codec="ae", quality=95, model="ae-v2",
                                  finetune=True),
+    "ae_v3_astronaut2x_q20_down2_upgan_p2.gcz":    # u = 1: the adversarial upsampler
+        lambda: api.encode_array(_astronaut(2), codec="ae", quality=20, model="ae-v4",
+                                 passes=2, down=2, upsampler="gan"),
     "hp_v3_astronaut2x_q90_adapt.gcz":
         lambda: api.encode_array(_astronaut(2), codec="hyperprior", quality=90, model="hp-a2",
                                  adapt=True),
@@ -51,7 +54,8 @@ def main() -> None:
         manifest[name] = {"sha256_file": hashlib.sha256(data).hexdigest(), "shape": list(px.shape),
                           "sha256_pixels": hashlib.sha256(px.tobytes()).hexdigest(),
                           "written_by": "gancomp b8f5743" if name.startswith("ae_v1_")
-                          else f"gancomp {__version__}", "bytes": len(data)}
+                          else f"gancomp {__version__}", "bytes": len(data),
+                          "codec_version": data[7]}
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
