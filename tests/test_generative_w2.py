@@ -57,7 +57,7 @@ def _base_and_gan(data: bytes):
     wp = {k[1:]: v for k, v in p.items() if k.startswith("w")}
     base = Wavelet2Codec().decode(wp, h.streams, h.width, h.height, 3)
     rt = _runtime(h.model_id, h.model_sha256_prefix, "cpu")
-    return base, g2.gan_pixels(base, g2.residual(rt, base, wp["s"], True), p["g"]), p
+    return base, g2.gan_pixels(base, g2._residual(rt, base, wp["s"], True), p["g"]), p
 
 
 def test_mse_decoder_is_the_wavelet2_decode_and_gan_adds_the_residual(w2_env, rgb):
@@ -71,6 +71,26 @@ def test_mse_decoder_is_the_wavelet2_decode_and_gan_adds_the_residual(w2_env, rg
     assert np.array_equal(out, gan)
     if p["g"]:
         assert not np.array_equal(out, mse)
+
+
+def test_trial_encoder_writes_the_files_encode_writes(w2_env, rgb):
+    """Rate control's trial encoder (transform once, each step once) = a fresh encode, with
+    and without the strength search; the cached residual does not change the decode."""
+    from gancomp.codecs import generative_w2 as g2
+    from gancomp.codecs import get_codec
+
+    c = get_codec("generative")
+    for tune in (0, 1):
+        trial = c.trial_encoder(rgb, model="gen-w2-tiny", tune=tune)
+        for q in (70, 10, 70, 33.3):
+            got = api._encode_once(c, rgb, q, None, None, 8, {"model": "gen-w2-tiny",
+                                                              "tune": tune}, trial)[0]
+            assert got == api.encode_array(rgb, codec="generative", quality=q,
+                                           model="gen-w2-tiny", tune=tune)
+    data = api.encode_array(rgb, codec="generative", target_bpp=2.0, model="gen-w2-tiny")
+    cached = api.decode(data).pixels
+    g2._LAST.clear()
+    assert np.array_equal(api.decode(data).pixels, cached)
 
 
 def test_rate_rises_with_quality(w2_env, rgb):
