@@ -64,7 +64,7 @@ def test_mse_decoder_is_the_wavelet2_decode_and_gan_adds_the_residual(w2_env, rg
     data = api.encode_array(rgb, codec="generative", quality=60, model="gen-w2-tiny")
     assert data[7] == 3  # codec version 3
     base, gan, p = _base_and_gan(data)
-    assert p["b"] == 1 and p["ws"] == 245 - 48
+    assert p["b"] == 1 and p["ws"] == 245 - 48 and p["wV"] == 2  # inner wavelet2 format 2
     mse = api.decode(data, decoder="mse").pixels
     assert np.array_equal(mse, base)
     out = api.decode(data).pixels
