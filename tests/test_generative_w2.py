@@ -151,3 +151,12 @@ def test_bad_strength_is_a_format_error(w2_env, rgb):
     c.params["g"] = 999
     with pytest.raises(FormatError):
         api.decode(ct.pack(c))
+
+
+def test_encoder_still_writes_the_frozen_version3_file(rgb):
+    """The shipped encoder (gen-w2-cpu, inner wavelet2 format 2) re-writes the frozen
+    conformance file byte for byte: catches a silent change of the inner bitstream (wavelet2's
+    default format moved to 3, which costs more bytes at these rates)."""
+    frozen = ROOT / "formats" / "conformance" / "generative" / "gen_v3_astronaut_q60.gcz"
+    assert api.encode_array(rgb, codec="generative", quality=60, model="gen-w2-cpu") == \
+        frozen.read_bytes()
