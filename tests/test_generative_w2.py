@@ -57,20 +57,40 @@ def _base_and_gan(data: bytes):
     wp = {k[1:]: v for k, v in p.items() if k.startswith("w")}
     base = Wavelet2Codec().decode(wp, h.streams, h.width, h.height, 3)
     rt = _runtime(h.model_id, h.model_sha256_prefix, "cpu")
-    return base, g2.gan_pixels(base, g2.residual(rt, base, wp["s"], True), p["g"]), p
+    return base, g2.gan_pixels(base, g2._residual(rt, base, wp["s"], True), p["g"]), p
 
 
 def test_mse_decoder_is_the_wavelet2_decode_and_gan_adds_the_residual(w2_env, rgb):
     data = api.encode_array(rgb, codec="generative", quality=60, model="gen-w2-tiny")
     assert data[7] == 3  # codec version 3
     base, gan, p = _base_and_gan(data)
-    assert p["b"] == 1 and p["ws"] == 245 - 48
+    assert p["b"] == 1 and p["ws"] == 245 - 48 and p["wV"] == 2  # inner wavelet2 format 2
     mse = api.decode(data, decoder="mse").pixels
     assert np.array_equal(mse, base)
     out = api.decode(data).pixels
     assert np.array_equal(out, gan)
     if p["g"]:
         assert not np.array_equal(out, mse)
+
+
+def test_trial_encoder_writes_the_files_encode_writes(w2_env, rgb):
+    """Rate control's trial encoder (transform once, each step once) = a fresh encode, with
+    and without the strength search; the cached residual does not change the decode."""
+    from gancomp.codecs import generative_w2 as g2
+    from gancomp.codecs import get_codec
+
+    c = get_codec("generative")
+    for tune in (0, 1):
+        trial = c.trial_encoder(rgb, model="gen-w2-tiny", tune=tune)
+        for q in (70, 10, 70, 33.3):
+            got = api._encode_once(c, rgb, q, None, None, 8, {"model": "gen-w2-tiny",
+                                                              "tune": tune}, trial)[0]
+            assert got == api.encode_array(rgb, codec="generative", quality=q,
+                                           model="gen-w2-tiny", tune=tune)
+    data = api.encode_array(rgb, codec="generative", target_bpp=2.0, model="gen-w2-tiny")
+    cached = api.decode(data).pixels
+    g2._LAST.clear()
+    assert np.array_equal(api.decode(data).pixels, cached)
 
 
 def test_rate_rises_with_quality(w2_env, rgb):
@@ -131,3 +151,12 @@ def test_bad_strength_is_a_format_error(w2_env, rgb):
     c.params["g"] = 999
     with pytest.raises(FormatError):
         api.decode(ct.pack(c))
+
+
+def test_encoder_still_writes_the_frozen_version3_file(rgb):
+    """The shipped encoder (gen-w2-cpu, inner wavelet2 format 2) re-writes the frozen
+    conformance file byte for byte: catches a silent change of the inner bitstream (wavelet2's
+    default format moved to 3, which costs more bytes at these rates)."""
+    frozen = ROOT / "formats" / "conformance" / "generative" / "gen_v3_astronaut_q60.gcz"
+    assert api.encode_array(rgb, codec="generative", quality=60, model="gen-w2-cpu") == \
+        frozen.read_bytes()

@@ -310,6 +310,29 @@ class GenerativeCodec(Codec):
         return Encoded(params, streams, model_id=model_id, model_sha256=sha, notes=notes,
                        version=2)
 
+    def trial_encoder(self, image: np.ndarray, **options: Any):
+        """``quality -> Encoded`` for rate control. With a wavelet2-based model (version 3, no
+        keep mask) the transform is computed once and each distinct step coded once; the
+        strength search (``tune``) still runs per trial. Latent models encode afresh."""
+        array_mask = isinstance(options.get("keep_mask"), np.ndarray)
+        opts = self.encode_opts({k: v for k, v in options.items()
+                                 if not (array_mask and k == "keep_mask")})
+        model_id, sha = _model_ref(opts.get("model"))
+        masked = array_mask or opts.get("keep_mask") or opts.get("keep")
+        rt = None if masked else _runtime(model_id, sha, _device(opts.get("device")))
+        if rt is None or isinstance(rt, _Runtime):
+            return lambda quality: self.encode(image, quality, **options)
+        from . import generative_w2
+
+        trial = generative_w2.trial_encoder(rt, image, bool(opts["tune"]))
+
+        def run(quality: float | None) -> Encoded:
+            q100 = int(round(clamp_quality(quality, DEFAULT_QUALITY) * 100))
+            params, streams = trial(q100 / 100.0)
+            return Encoded(params, streams, model_id=model_id, model_sha256=sha, version=3)
+
+        return run
+
     def decode(self, params, streams, width, height, channels, model_id="", model_sha256="",
                **options) -> np.ndarray:
         import torch

@@ -47,10 +47,12 @@ DEFAULTS: dict[str, Any] = {
 
 def wavelet2_pair(img: np.ndarray, step_code: int) -> np.ndarray:
     """The exact wavelet2 decode of ``img`` coded at ``step_code`` (as the codec decodes it)."""
+    from ..codecs.generative_w2 import W2_VERSION
     from ..codecs.wavelet2 import CHROMA_CODE, Wavelet2Codec
 
     c = Wavelet2Codec()
-    e = c.encode_analysed(img.shape, c.analyse(img), int(step_code), CHROMA_CODE)
+    e = c.encode_analysed(img.shape, c.analyse(img), int(step_code), CHROMA_CODE,
+                          version=W2_VERSION)
     return c.decode(e.params, e.streams, img.shape[1], img.shape[0], 3)
 
 
