@@ -7,7 +7,7 @@ softmax mixer
 
 (per-symbol scales a_k, 7 logits per value of each context feature: band class, pass class,
 neighbour-sum class, out-of-band class, activity, orientation, neighbour signs, reference
-sign, quality bucket; 1,000-odd parameters, i.e. logistic mixing with context-selected biases)
+sign, quality bucket; 1,848 parameters, i.e. logistic mixing with context-selected biases)
 and reports the ideal code length (bits, -log2 p) of the joint symbols on HELD-BACK photos
 under the adaptive rows and under the mixer, with weights rounded to multiples of 1/64 (what an
 integer evaluation would use). Escape magnitudes and raw bits are not modelled (unchanged).

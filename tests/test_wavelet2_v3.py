@@ -117,3 +117,16 @@ def test_truncated_or_corrupt_v3_file_gives_one_line_error(tmp_path, rgb):
         assert r.returncode == 3, (name, r.returncode, r.stderr)
         assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert not out.exists()
+
+
+def test_keep_freed_memory_keeps_the_pixels(rgb):
+    # the CLI's malloc setting (glibc only; a no-op elsewhere) must not change any result
+    from gancomp.cli.common import keep_freed_memory
+
+    c = get_codec("wavelet2")
+    e = c.encode(rgb, 40)
+    before = c.decode(e.params, e.streams, rgb.shape[1], rgb.shape[0], 3)
+    keep_freed_memory()
+    e2 = c.encode(rgb, 40)
+    assert e2.streams == e.streams and e2.params == e.params
+    assert np.array_equal(c.decode(e.params, e.streams, rgb.shape[1], rgb.shape[0], 3), before)
