@@ -42,7 +42,7 @@ GEN_MARGIN = 64
 W2_KEYS = ("L", "s", "c", "r", "V", "f", "w")
 # wavelet2 format version of the inner bitstream. Version 3 (wavelet2's default since
 # 2026-11-30 18:02) spends ~300-500 more bytes per 768x512 image at these rates: on 3
-# held-back training photos at step codes 200 / 213 / 230 version 2 was 0-6 / 5-12 / 21-29 %
+# held-back training photos at step codes 200 / 213 / 230 version 2 was 0-8 / 5-14 / 18-28 %
 # smaller at the same PSNR (+-0.07 dB). The generator was also trained on version-2 decodes.
 # Decoders read either (the version is in the params).
 W2_VERSION = 2
