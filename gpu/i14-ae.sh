@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# GPU recipe for the ae codec family (issue 14): one process trains the three phases
-# (CNN-AE base 60 %, residual AE of --passes 20 %, GAN-AE decoder 20 %) for MINUTES wall
-# minutes, then exports ae-gpu1.safetensors + card and the loss log into $OUT/i14-ae/.
+# GPU recipe for the ae codec family (issue 14): one process trains every phase (CNN-AE base
+# 45 %, upsampling generator of down=2 20 %, residual AE of --passes 15 %, GAN-AE decoder 10 %,
+# adversarial upsampler 10 %; gancomp/train/ae.py SHARE) for MINUTES wall minutes, then exports ae-gpu1.safetensors + card and the loss log into $OUT/i14-ae/.
 #   DATA=.gpudata OUT=/tmp/gout MINUTES=7 bash gpu/i14-ae.sh             (GPU)
 #   DATA=.gpudata OUT=/tmp/gout MINUTES=0.3 DEVICE=cpu bash gpu/i14-ae.sh (CPU dry run)
 set -euo pipefail
