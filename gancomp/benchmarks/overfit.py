@@ -286,15 +286,15 @@ def _recipe_table(rows: list[dict]) -> list[str]:
             "| set | effort | recipe | images | BD-rate vs v1 |", "|---|---|---|---|---|", *out, ""]
 
 
-def _plot_curves(rows: list[dict], baselines_on) -> tuple[dict, str, str]:
-    """Curves for the RD plot, all on one image set so that they compare: the full-size images
-    complete (4 qualities) at the highest effort of the newest recipe that has any (else the
-    crops); every overfit (recipe, effort) complete on those images, and the classical codecs
-    on them."""
+def _plot_curves(rows: list[dict], baselines_on, which: str) -> tuple[dict, str, str]:
+    """Curves for the RD plot of one set (full images or crops), all on one image set so that
+    they compare: the set's images complete (4 qualities) at the highest effort of the newest
+    recipe that has any; every overfit (recipe, effort) complete on those images, and the
+    classical codecs on them."""
     from ..compare import Curve
 
     ok = [r for r in rows if not r.get("iters_override")]
-    for which in ("full", "crops"):
+    for which in (which,):
         sel = [r for r in ok if r["set"] == which]
 
         def complete(rec: str, e: int) -> list[str]:
@@ -418,7 +418,7 @@ def report(a, cache: Path, folder: Path, cmd: str) -> str:
               "| set | recipe | effort (iterations) | images complete | "
               + " | ".join(f"vs {b}" for b in BASELINES) + " | enc CPU s |",
               "|---|---|---|---|" + "---|" * (len(BASELINES) + 1), *summary, "", *detail]
-    curves, plot_note, title = _plot_curves(rows, baselines_on)
+    plots = {which: _plot_curves(rows, baselines_on, which) for which in ("full", "crops")}
     made = sorted({(r.get("recipe", "v1"), r["set"], r["effort"]) for r in rows
                    if not r.get("iters_override")})
     lines += ["Points were made by " + "; ".join(
@@ -427,11 +427,14 @@ def report(a, cache: Path, folder: Path, cmd: str) -> str:
         f"a command is run again; `--only NAMES` restricts the images); this report: `{cmd}`."]
     text = "\n".join(lines)
     print(text)
-    if not a.no_write and curves:
+    if not a.no_write and any(c for c, _, _ in plots.values()):
         from ..rdplot import plot
 
-        plot(curves, "docs/overfit_rd.png", title=title, metrics=("psnr",))
-        text += f"\n\n{plot_note}\n\n![overfit RD](overfit_rd.png)"
+        for which, (curves, plot_note, title) in plots.items():
+            if curves:
+                png = "overfit_rd.png" if which == "full" else f"overfit_rd_{which}.png"
+                plot(curves, f"docs/{png}", title=title, metrics=("psnr",))
+                text += f"\n\n{plot_note}\n\n![overfit RD, {which}]({png})"
         from ..report import write_section
 
         write_section(a.out, SECTION, "## overfit (overfitted neural codec) on a Kodak subset\n\n" + text)
