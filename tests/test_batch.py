@@ -152,7 +152,11 @@ def test_ctrl_c_leaves_only_complete_outputs(tmp_path: Path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "gancomp", "batch", str(src), str(out), "-c", "lossless",
            "--workers", "2", "--quiet"]
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # a shell without job control starts background jobs with SIGINT ignored, and Python then
+    # keeps it ignored: give the child the default disposition so the test does not depend on
+    # how the suite was launched
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while time.time() < deadline and not (out.exists() and any(out.glob("*.gcz"))):
         time.sleep(0.05)

@@ -521,7 +521,9 @@ def test_ctrl_c_during_a_long_fit_leaves_nothing(tmp_path):
     out = tmp_path / "x.gcz"
     p = subprocess.Popen([sys.executable, "-m", "gancomp", "encode", str(DATA / "astronaut_128x96.png"),
                           str(out), "-c", "overfit", "--effort", "9", "--quiet"],
-                         stderr=subprocess.PIPE, env=env)
+                         stderr=subprocess.PIPE, env=env,
+                         # SIGINT may be inherited as ignored (background job of a shell)
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(5)
     assert p.poll() is None, "the fit ended before the signal; the test needs a longer fit"
     p.send_signal(signal.SIGINT)
