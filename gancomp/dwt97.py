@@ -22,24 +22,9 @@ _D = 0.443506852043971
 _K = 1.230174104914001
 
 
-def _next(s: np.ndarray, nd: int) -> np.ndarray:
-    """s[i + 1] for i < nd, mirrored at the end (whole-sample symmetry)."""
-    if s.shape[0] > nd:
-        return s[1:nd + 1]
-    return np.concatenate([s[1:], s[-1:]], axis=0)
-
-
-def _prev_cur(d: np.ndarray, ns: int) -> tuple[np.ndarray, np.ndarray]:
-    """(d[i - 1], d[i]) for i < ns, mirrored at both ends."""
-    prev = np.concatenate([d[:1], d], axis=0)[:ns]
-    cur = d if d.shape[0] == ns else np.concatenate([d, d[-1:]], axis=0)
-    return prev, cur
-
-
-# The lifting steps in place, through one scratch buffer ``t`` shaped like ``s``: the same
-# float operations (one add of the two neighbours, one multiply, one add) as
-# ``d += coef * (s[:nd] + _next(s, nd))`` and ``s += coef * (p + c)`` with
-# ``p, c = _prev_cur(d, ns)``, without their temporaries.
+# The lifting steps in place, through one scratch buffer ``t`` shaped like ``s``: per sample one
+# add of the two (whole-sample symmetric) neighbours, one multiply, one add, with no
+# temporaries (the same float operations as the textbook ``d += coef * (s[i] + s[i + 1])``).
 
 def _lift_d(d: np.ndarray, s: np.ndarray, coef: float, t: np.ndarray, sub: bool) -> None:
     """d[i] (+/-)= coef * (s[i] + s[i + 1]), s mirrored at the end."""

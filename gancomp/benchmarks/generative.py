@@ -244,6 +244,16 @@ def grid(cells: list[tuple[str, list[tuple[str, np.ndarray]]]], path: Path, size
     canvas.save(path, optimize=True)
 
 
+def _saved_decodes(data: bytes, img: np.ndarray, rs: list[dict], runners: dict) -> dict:
+    """A saved file decoded both ways, plus each recorded baseline re-coded at its quality."""
+    recs = {f"generative-{d}": api.decode(data, decoder=d).pixels for d in ("gan", "mse")}
+    for r in rs:
+        if r["codec"] in runners:
+            b = runners[r["codec"]]
+            recs[r["codec"]] = b.decode(b.encode(img, r["quality"]))
+    return recs
+
+
 def cells_from_saved(save: Path, rows: list[dict], kodak: list[Path], runners: dict) -> list:
     """Grid rows of GRID_IMAGES rebuilt from the saved .gcz files and the recorded baseline
     qualities (no rate search): lets an interrupted run draw its grid afterwards."""
@@ -261,12 +271,7 @@ def cells_from_saved(save: Path, rows: list[dict], kodak: list[Path], runners: d
             rs = [r for r in rows if r["image"] == p.stem and r.get("target") == t]
             if not f.exists() or not rs:
                 continue
-            data = f.read_bytes()
-            recs = {f"generative-{d}": api.decode(data, decoder=d).pixels for d in ("gan", "mse")}
-            for r in rs:
-                if r["codec"] in runners:
-                    b = runners[r["codec"]]
-                    recs[r["codec"]] = b.decode(b.encode(img, r["quality"]))
+            recs = _saved_decodes(f.read_bytes(), img, rs, runners)
             cells.append((f"{p.stem}@{t:g}", [("original", cut(img))] + labelled(recs, rs, cut)))
     return cells
 
@@ -282,12 +287,7 @@ def face_cells_from_saved(save: Path, rows: list[dict], faces: list[Path], runne
         if gz is None or not gz.exists():
             continue
         img = np.asarray(Image.open(f).convert("RGB"))
-        data = gz.read_bytes()
-        recs = {f"generative-{d}": api.decode(data, decoder=d).pixels for d in ("gan", "mse")}
-        for r in rs:
-            if r["codec"] in runners:
-                b = runners[r["codec"]]
-                recs[r["codec"]] = b.decode(b.encode(img, r["quality"]))
+        recs = _saved_decodes(gz.read_bytes(), img, rs, runners)
         cells.append((f"face {f.stem}", [("original", img)] + labelled(recs, rs, lambda v: v)))
     return cells
 

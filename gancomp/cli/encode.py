@@ -68,10 +68,10 @@ def encode(input: str, output: str | None, codec: str, quality: float | None,
     OUTPUT defaults to INPUT with the suffix .gcz; '-' writes to stdout.
     """
     from .. import api, imageio, progress
+    from ..errors import InputError
     from .common import keep_freed_memory
 
     keep_freed_memory()
-    from ..errors import InputError
 
     if output is None:
         if input == "-":

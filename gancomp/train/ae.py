@@ -39,14 +39,15 @@ from typing import Any
 import numpy as np
 
 RES_SCALE = 4.0
+# the adversarial upsampler's loss weights and learning rate (configs of older runs lack them)
+UPG_DEFAULTS = {"upg_adv": 0.3, "upg_fm": 2.0, "upg_lr": 2e-4}
 CONFIGS: dict[str, dict[str, Any]] = {
     "tiny": {"N": 8, "C": 12, "lambdas": [0.01, 0.1], "batch": 4, "crops_per_image": 2,
              "max_images": 4, "lr": 1e-3, "adv": 0.05, "up_N": 8, "up_depth": 3, "up_crops": 2,
              "upg_adv": 0.1, "upg_fm": 1.0, "upg_lr": 2e-4},
     "cpu": {"N": 64, "C": 48, "lambdas": [0.003, 0.01, 0.03, 0.1, 0.3], "batch": 32,
             "crops_per_image": 64, "max_images": 0, "lr": 1e-3, "adv": 0.05,
-            "up_N": 48, "up_depth": 5, "up_crops": 24,
-            "upg_adv": 0.3, "upg_fm": 2.0, "upg_lr": 2e-4},
+            "up_N": 48, "up_depth": 5, "up_crops": 24, **UPG_DEFAULTS},
     # continuation with a high-rate emphasis (ae-v3): 3/4 of each base batch draws its rate
     # position from [t_lo, top] (lambda 0.01-0.3, about 1-4 bpp on Kodak), a quarter from the
     # whole range so the low rates of the progressive first pass are kept; 64x64 crops
@@ -54,14 +55,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "cpu-hi": {"N": 64, "C": 48, "lambdas": [0.003, 0.01, 0.03, 0.1, 0.3], "batch": 32,
                "crops_per_image": 64, "max_images": 0, "lr": 5e-4, "adv": 0.05,
                "up_N": 48, "up_depth": 5, "up_crops": 24, "t_lo": 1.0, "hi_frac": 0.75, "base_crop": 64,
-               "upg_adv": 0.3, "upg_fm": 2.0, "upg_lr": 2e-4},
+               **UPG_DEFAULTS},
     "gpu": {"N": 64, "C": 48, "lambdas": [0.003, 0.01, 0.03, 0.1, 0.3], "batch": 256,
             "crops_per_image": 150, "max_images": 0, "lr": 1e-3, "adv": 0.05,
-            "up_N": 48, "up_depth": 5, "up_crops": 64,
-            "upg_adv": 0.3, "upg_fm": 2.0, "upg_lr": 2e-4},
+            "up_N": 48, "up_depth": 5, "up_crops": 64, **UPG_DEFAULTS},
 }
-# the adversarial upsampler's weights (configs of older runs lack them)
-UPG_DEFAULTS = {"upg_adv": 0.3, "upg_fm": 2.0, "upg_lr": 2e-4}
 PHASES = ("base", "up", "res", "gan", "upgan")
 SHARE = {"base": 0.45, "up": 0.2, "res": 0.15, "gan": 0.1, "upgan": 0.1}
 MODELS = ("base", "res", "gan", "disc", "up", "upg", "updisc")
