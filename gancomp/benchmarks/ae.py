@@ -450,10 +450,10 @@ def grid(kodak: Path, model: str | None, out: Path, name: str = "kodim23.png",
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out)
     return (f"{name} crop {s}x{s} at ({x0}, {y0}), 2x nearest zoom, ae quality {q:g}: original; "
-            f"the seed's scheme (each 32x32 block coded and decoded alone, same model); the "
-            f"ae codec (overlapping windows); fine-tuned; GAN decoder; down=2 (half-size latent + "
-            f"upsampling generator, fewer bits); " + ("the same down=2 file's latents decoded by the "
-            f"adversarial upsampler (upsampler=gan); " if d2g else "") +
+            "the seed's scheme (each 32x32 block coded and decoded alone, same model); the "
+            "ae codec (overlapping windows); fine-tuned; GAN decoder; down=2 (half-size latent + "
+            "upsampling generator, fewer bits); " + ("the same down=2 file's latents decoded by the "
+            "adversarial upsampler (upsampler=gan); " if d2g else "") +
             "JPEG at the closest bpp of the ae cell.")
 
 
