@@ -1,4 +1,5 @@
-/* Compiled inner loops of the wavelet2 v3 entropy stage (gancomp.subband3_fast).
+/* Compiled inner loops of wavelet2: the v3 entropy stage (gancomp.subband3_fast) and the CDF 9/7
+ * lifting (gancomp.dwt97).
  *
  * Optional: built by setuptools when a C compiler is there; without it gancomp runs the
  * numpy code in gancomp.subband3, which gives the same bytes and pixels. Every function
@@ -610,6 +611,168 @@ fail:
     return NULL;
 }
 
+
+/* ---- CDF 9/7 lifting (gancomp.dwt97): the same float64 operations per sample -------------- */
+
+static const double LA = -1.586134342059924, LB = -0.052980118572961, LG = 0.882911075530934,
+                    LD = 0.443506852043971, LK = 1.230174104914001;
+
+/* lines of samples: s is ns x m, d is nd x m (row-major), the transform runs down the rows */
+
+/* d[i] (+/-)= coef * (s[i] + s[i + 1]), s mirrored at the end (dwt97._lift_d) */
+static void lift_d(double *d, const double *s, Py_ssize_t ns, Py_ssize_t nd, Py_ssize_t m,
+                   double coef, int sub) {
+    for (Py_ssize_t i = 0; i < nd; i++) {
+        const double *a = s + i * m, *b = s + (i + 1 < ns ? i + 1 : i) * m;
+        double *o = d + i * m;
+        if (sub)
+            for (Py_ssize_t j = 0; j < m; j++) o[j] = o[j] - coef * (a[j] + b[j]);
+        else
+            for (Py_ssize_t j = 0; j < m; j++) o[j] = o[j] + coef * (a[j] + b[j]);
+    }
+}
+
+/* s[i] (+/-)= coef * (d[i - 1] + d[i]), d mirrored at both ends (dwt97._lift_s) */
+static void lift_s(double *s, const double *d, Py_ssize_t ns, Py_ssize_t nd, Py_ssize_t m,
+                   double coef, int sub) {
+    for (Py_ssize_t i = 0; i < ns; i++) {
+        const double *a = d + (i > 0 ? i - 1 : 0) * m, *b = d + (i < nd ? i : nd - 1) * m;
+        double *o = s + i * m;
+        if (sub)
+            for (Py_ssize_t j = 0; j < m; j++) o[j] = o[j] - coef * (a[j] + b[j]);
+        else
+            for (Py_ssize_t j = 0; j < m; j++) o[j] = o[j] + coef * (a[j] + b[j]);
+    }
+}
+
+static void scale(double *x, Py_ssize_t n, double f) {
+    for (Py_ssize_t i = 0; i < n; i++) x[i] = x[i] * f;
+}
+
+/* dwt97._fwd_axis0 on lines already split into s (even samples) and d (odd samples) */
+static void fwd_lines(double *s, double *d, Py_ssize_t ns, Py_ssize_t nd, Py_ssize_t m) {
+    if (nd == 0) return; /* n < 2: no lifting */
+    lift_d(d, s, ns, nd, m, LA, 0);
+    lift_s(s, d, ns, nd, m, LB, 0);
+    lift_d(d, s, ns, nd, m, LG, 0);
+    lift_s(s, d, ns, nd, m, LD, 0);
+    scale(s, ns * m, 1.0 / LK);
+    scale(d, nd * m, LK / 2.0);
+}
+
+/* dwt97._inv_axis0 before interleaving: s, d modified in place */
+static void inv_lines(double *s, double *d, Py_ssize_t ns, Py_ssize_t nd, Py_ssize_t m) {
+    if (nd == 0) return; /* out = s unchanged */
+    scale(s, ns * m, LK);
+    scale(d, nd * m, 2.0 / LK);
+    lift_s(s, d, ns, nd, m, LD, 1);
+    lift_d(d, s, ns, nd, m, LG, 1);
+    lift_s(s, d, ns, nd, m, LB, 1);
+    lift_d(d, s, ns, nd, m, LA, 1);
+}
+
+/* the horizontal transform of rows: each row of x (w samples) into a row of lo and hi */
+static void fwd_rows(const double *x, Py_ssize_t h, Py_ssize_t w, double *lo, double *hi,
+                     double *buf) {
+    Py_ssize_t ns = (w + 1) / 2, nd = w / 2;
+    for (Py_ssize_t r = 0; r < h; r++) {
+        const double *row = x + r * w;
+        double *s = buf, *d = buf + ns;
+        for (Py_ssize_t i = 0; i < ns; i++) s[i] = row[2 * i];
+        for (Py_ssize_t i = 0; i < nd; i++) d[i] = row[2 * i + 1];
+        fwd_lines(s, d, ns, nd, 1);
+        memcpy(lo + r * ns, s, ns * sizeof(double));
+        memcpy(hi + r * nd, d, nd * sizeof(double));
+    }
+}
+
+static void inv_rows(const double *lo, const double *hi, Py_ssize_t h, Py_ssize_t w, double *x,
+                     double *buf) {
+    Py_ssize_t ns = (w + 1) / 2, nd = w / 2;
+    for (Py_ssize_t r = 0; r < h; r++) {
+        double *s = buf, *d = buf + ns, *row = x + r * w;
+        memcpy(s, lo + r * ns, ns * sizeof(double));
+        memcpy(d, hi + r * nd, nd * sizeof(double));
+        inv_lines(s, d, ns, nd, 1);
+        for (Py_ssize_t i = 0; i < ns; i++) row[2 * i] = s[i];
+        for (Py_ssize_t i = 0; i < nd; i++) row[2 * i + 1] = d[i];
+    }
+}
+
+/* dwt_fwd(x, ll, hl, lh, hh): one level of dwt97.forward (x: h x w float64; ll: ceil x ceil,
+ * hl: ceil(h/2) x floor(w/2), lh: floor x ceil, hh: floor x floor) */
+static PyObject *dwt_fwd(PyObject *mod, PyObject *args) {
+    PyObject *o[5];
+    Buf b[5] = {0};
+    long long h, w;
+    double *tmp = NULL;
+    if (!PyArg_ParseTuple(args, "O(LL)OOOO", &o[0], &h, &w, &o[1], &o[2], &o[3], &o[4]))
+        return NULL;
+    if (get(o[0], &b[0], 8, 0, "x") < 0) goto fail;
+    for (int k = 1; k < 5; k++)
+        if (get(o[k], &b[k], 8, 1, "band") < 0) goto fail;
+    Py_ssize_t h2 = (h + 1) / 2, hd = h / 2, w2 = (w + 1) / 2, wd = w / 2;
+    if (!need(h > 0 && w > 0 && len(&b[0]) == h * w && len(&b[1]) == h2 * w2 &&
+                  len(&b[2]) == h2 * wd && len(&b[3]) == hd * w2 && len(&b[4]) == hd * wd,
+              "dwt_fwd: sizes"))
+        goto fail;
+    tmp = PyMem_Malloc((size_t)(h * w + w + 2) * sizeof(double));
+    if (!tmp) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    const double *x = F64(b[0]);
+    double *lo = tmp, *hi = tmp + h2 * w, *buf = tmp + h * w;
+    for (Py_ssize_t i = 0; i < h2; i++) memcpy(lo + i * w, x + 2 * i * w, w * sizeof(double));
+    for (Py_ssize_t i = 0; i < hd; i++) memcpy(hi + i * w, x + (2 * i + 1) * w, w * sizeof(double));
+    fwd_lines(lo, hi, h2, hd, w);                       /* vertical split */
+    fwd_rows(lo, h2, w, F64(b[1]), F64(b[2]), buf);     /* LL, HL */
+    fwd_rows(hi, hd, w, F64(b[3]), F64(b[4]), buf);     /* LH, HH */
+    PyMem_Free(tmp);
+    rel(b, 5);
+    Py_RETURN_NONE;
+fail:
+    PyMem_Free(tmp);
+    rel(b, 5);
+    return NULL;
+}
+
+/* dwt_inv(ll, hl, lh, hh, (h, w), x): one level of dwt97.inverse into x (h x w) */
+static PyObject *dwt_inv(PyObject *mod, PyObject *args) {
+    PyObject *o[5];
+    Buf b[5] = {0};
+    long long h, w;
+    double *tmp = NULL;
+    if (!PyArg_ParseTuple(args, "OOOO(LL)O", &o[0], &o[1], &o[2], &o[3], &h, &w, &o[4]))
+        return NULL;
+    for (int k = 0; k < 4; k++)
+        if (get(o[k], &b[k], 8, 0, "band") < 0) goto fail;
+    if (get(o[4], &b[4], 8, 1, "x") < 0) goto fail;
+    Py_ssize_t h2 = (h + 1) / 2, hd = h / 2, w2 = (w + 1) / 2, wd = w / 2;
+    if (!need(h > 0 && w > 0 && len(&b[4]) == h * w && len(&b[0]) == h2 * w2 &&
+                  len(&b[1]) == h2 * wd && len(&b[2]) == hd * w2 && len(&b[3]) == hd * wd,
+              "dwt_inv: sizes"))
+        goto fail;
+    tmp = PyMem_Malloc((size_t)(h * w + w + 2) * sizeof(double));
+    if (!tmp) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    double *lo = tmp, *hi = tmp + h2 * w, *buf = tmp + h * w, *x = F64(b[4]);
+    inv_rows(F64(b[0]), F64(b[1]), h2, w, lo, buf);
+    inv_rows(F64(b[2]), F64(b[3]), hd, w, hi, buf);
+    inv_lines(lo, hi, h2, hd, w);                        /* vertical */
+    for (Py_ssize_t i = 0; i < h2; i++) memcpy(x + 2 * i * w, lo + i * w, w * sizeof(double));
+    for (Py_ssize_t i = 0; i < hd; i++) memcpy(x + (2 * i + 1) * w, hi + i * w, w * sizeof(double));
+    PyMem_Free(tmp);
+    rel(b, 5);
+    Py_RETURN_NONE;
+fail:
+    PyMem_Free(tmp);
+    rel(b, 5);
+    return NULL;
+}
+
 /* set_tables(NQ, OQ, AQ): the context quantizers (int64, lengths 200, 200, >= 401) */
 static PyObject *set_tables(PyObject *mod, PyObject *args) {
     PyObject *o[3];
@@ -637,6 +800,8 @@ static PyMethodDef methods[] = {
     {"fill", fill, METH_VARARGS, "decoder: values of joint symbols"},
     {"scatter", scatter, METH_VARARGS, "a pass's values into the canvases"},
     {"choose", choose, METH_VARARGS, "RDO choice of the quantized values"},
+    {"dwt_fwd", dwt_fwd, METH_VARARGS, "one level of the forward CDF 9/7 transform"},
+    {"dwt_inv", dwt_inv, METH_VARARGS, "one level of the inverse CDF 9/7 transform"},
     {NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_w2c",

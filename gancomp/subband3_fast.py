@@ -5,36 +5,31 @@ The numpy code spends most of a pass's time in ~50 small calls per strip (table 
 probability rows, bincount updates, halving). Here each pass's contexts, each strip's
 probability rows and count updates, the encoder's joint symbols and RDO choice are one C call
 each; the range coding stays with constriction. Used when the extension was built (a C
-compiler at install time) and ``ENABLED`` is true (``GANCOMP_W2_NUMPY=1`` in the environment
-turns it off); otherwise :mod:`gancomp.subband3` runs its numpy code.
+compiler at install time) and :data:`gancomp.accel.ENABLED` is true (``GANCOMP_W2_NUMPY=1`` in
+the environment turns it off); otherwise :mod:`gancomp.subband3` runs its numpy code.
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
+from . import accel
 from .entropy import _family
 from .errors import FormatError
 from .subband import _AQ, _NQ, _OQ, ALPHA, MAG_T, N_NQ, N_OQ, PAD, RD, BandInfo, Coders, \
     _cost_table
 
-try:
-    from . import _w2c
-except ImportError:        # no compiler at install time: the numpy path
-    _w2c = None
-else:
+_w2c = accel._w2c
+if _w2c is not None:
     _w2c.set_tables(*(np.ascontiguousarray(t[:n], dtype=np.int64)
                       for t, n in ((_NQ, 200), (_OQ, 200), (_AQ, 401))))
 
-ENABLED = _w2c is not None and os.environ.get("GANCOMP_W2_NUMPY", "") in ("", "0")
 _FIVE = np.array([5], dtype=np.int32)      # a class-3 joint symbol (for the quiet rest row)
 
 
 def usable(co: Coders) -> bool:
     """Whether the compiled path can code for ``co`` (built, enabled, not recording stats)."""
-    return ENABLED and all(c.stats is None and c.halve_at == co.sig.halve_at and
+    return accel.ENABLED and all(c.stats is None and c.halve_at == co.sig.halve_at and
                            c.increment == co.sig.increment for c in co.all)
 
 

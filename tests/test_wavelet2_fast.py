@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gancomp import api, subband3, subband3_fast
+from gancomp import accel, api, subband3, subband3_fast
 from gancomp.codecs import wavelet2 as w2
 from gancomp.errors import FormatError
 from gancomp.subband import RD, BandInfo
@@ -29,9 +29,9 @@ CONF = ROOT / "formats" / "conformance"
 
 def _both(monkeypatch, fn):
     """fn() with the compiled loops, then with the numpy fallback."""
-    monkeypatch.setattr(subband3_fast, "ENABLED", True)
+    monkeypatch.setattr(accel, "ENABLED", True)
     a = fn()
-    monkeypatch.setattr(subband3_fast, "ENABLED", False)
+    monkeypatch.setattr(accel, "ENABLED", False)
     b = fn()
     return a, b
 
@@ -45,7 +45,7 @@ def test_compiler_present_means_extension_built():
 
 
 def test_env_var_forces_the_numpy_path():
-    code = "from gancomp import subband3_fast as f; print(f.ENABLED)"
+    code = "from gancomp import subband3_fast as f; print(f.accel.ENABLED)"
     for val, want in (("1", "False"), ("0", str(subband3_fast._w2c is not None))):
         r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                            text=True, env=dict(os.environ, GANCOMP_W2_NUMPY=val), timeout=120)
@@ -72,7 +72,7 @@ def test_c_and_numpy_give_the_same_files_and_pixels(monkeypatch, rgb, gray, rgb_
         assert d1 == d2, (img.shape, q)
         assert np.array_equal(p1, p2), (img.shape, q)
         # and each path decodes the other's file (the same file: checked above) identically
-        monkeypatch.setattr(subband3_fast, "ENABLED", True)
+        monkeypatch.setattr(accel, "ENABLED", True)
         assert np.array_equal(api.decode_array(d2), p2)
 
 
@@ -154,7 +154,7 @@ def test_code_group_same_stream_with_tiny_limits(monkeypatch, strip, halve_at):
 
 @needs_c
 def test_corrupt_stream_is_a_format_error_in_the_c_path(monkeypatch, rgb):
-    monkeypatch.setattr(subband3_fast, "ENABLED", True)
+    monkeypatch.setattr(accel, "ENABLED", True)
     c = w2.Wavelet2Codec()
     e = c.encode(rgb, 40)
     s = bytearray(e.streams[0])
@@ -166,3 +166,22 @@ def test_corrupt_stream_is_a_format_error_in_the_c_path(monkeypatch, rgb):
 def test_recording_stats_uses_the_numpy_path():
     co = w2.make_coders(3, record=True)
     assert not subband3_fast.usable(co)
+
+
+@needs_c
+def test_dwt_c_and_numpy_give_the_same_floats(monkeypatch):
+    from gancomp import dwt97
+
+    rng = np.random.default_rng(7)
+    shapes = [(1, 1), (1, 9), (9, 1), (2, 2), (3, 5), (17, 32), (64, 33), (37, 53), (96, 128)]
+    for h, w in shapes:
+        x = rng.normal(0, 50, (h, w))
+        for levels in (1, 2, 3, 6):
+            (l1, d1), (l2, d2) = _both(monkeypatch, lambda: dwt97.forward(x, levels))
+            assert np.array_equal(l1, l2) and l1.shape == l2.shape
+            for a, b in zip(d1, d2):
+                assert all(u.shape == v.shape and np.array_equal(u, v) for u, v in zip(a, b))
+            # the inverse of slightly perturbed bands (as a decoder sees them)
+            dd = [tuple(np.round(u * 4) / 4 for u in t) for t in d1]
+            r1, r2 = _both(monkeypatch, lambda: dwt97.inverse(np.round(l1), dd))
+            assert r1.shape == (h, w) and np.array_equal(r1, r2), (h, w, levels)
