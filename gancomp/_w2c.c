@@ -773,6 +773,166 @@ fail:
     return NULL;
 }
 
+
+/* ---- pixels: colour transforms, dequantization, post-filter (gancomp.codecs.wavelet2) ------ */
+
+/* rgb_to_ycc(img (h*w*3 uint8), m (9 doubles), y, cb, cr): wavelet2._mix(img - 128.0, _R2Y) */
+static PyObject *rgb_to_ycc(PyObject *mod, PyObject *args) {
+    PyObject *o[5];
+    Buf b[5] = {0};
+    if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &o[4])) return NULL;
+    if (get(o[0], &b[0], 1, 0, "image") < 0 || get(o[1], &b[1], 8, 0, "matrix") < 0) goto fail;
+    for (int k = 2; k < 5; k++)
+        if (get(o[k], &b[k], 8, 1, "plane") < 0) goto fail;
+    Py_ssize_t n = len(&b[2]);
+    if (!need(len(&b[0]) == 3 * n && len(&b[1]) == 9 && len(&b[3]) == n && len(&b[4]) == n,
+              "rgb_to_ycc: sizes"))
+        goto fail;
+    const uint8_t *im = U8(b[0]);
+    const double *m = F64(b[1]);
+    double *out[3] = {F64(b[2]), F64(b[3]), F64(b[4])};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double x0 = (double)im[3 * i] - 128.0, x1 = (double)im[3 * i + 1] - 128.0,
+               x2 = (double)im[3 * i + 2] - 128.0;
+        for (int c = 0; c < 3; c++) out[c][i] = m[3 * c] * x0 + m[3 * c + 1] * x1 + m[3 * c + 2] * x2;
+    }
+    rel(b, 5);
+    Py_RETURN_NONE;
+fail:
+    rel(b, 5);
+    return NULL;
+}
+
+static double round_clip(double v) {
+    v = nearbyint(v); /* round half to even, as np.round */
+    return !(v >= 0.0) ? 0.0 : (v > 255.0 ? 255.0 : v); /* (NaN: 0, never met: finite input) */
+}
+
+/* ycc_to_rgb(y, cb, cr, (m01, m02, m11, m12, m21, m22), out (h*w*3 uint8)): the end of
+ * Wavelet2Codec.decode -- per channel v = y (+ m1 * cb) (+ m2 * cr) + 128, rounded, clipped;
+ * zero terms skipped as there. gray: ycc_to_rgb(y, None, None, None, out (h*w)). */
+static PyObject *ycc_to_rgb(PyObject *mod, PyObject *args) {
+    PyObject *o[4], *mo;
+    Buf b[4] = {0};
+    if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &mo, &o[3])) return NULL;
+    int gray = o[1] == Py_None;
+    double m[6] = {0};
+    if (!gray && !PyArg_ParseTuple(mo, "dddddd", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]))
+        return NULL;
+    if (get(o[0], &b[0], 8, 0, "y") < 0 || (!gray && (get(o[1], &b[1], 8, 0, "cb") < 0 ||
+                                                       get(o[2], &b[2], 8, 0, "cr") < 0)) ||
+        get(o[3], &b[3], 1, 1, "out") < 0)
+        goto fail;
+    Py_ssize_t n = len(&b[0]);
+    if (!need(len(&b[3]) == (gray ? 1 : 3) * n &&
+                  (gray || (len(&b[1]) == n && len(&b[2]) == n)),
+              "ycc_to_rgb: sizes"))
+        goto fail;
+    const double *y = F64(b[0]);
+    uint8_t *out = U8(b[3]);
+    if (gray) {
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = (uint8_t)round_clip(y[i] + 128.0);
+    } else {
+        const double *cb = F64(b[1]), *cr = F64(b[2]);
+        for (Py_ssize_t i = 0; i < n; i++)
+            for (int c = 0; c < 3; c++) {
+                double v = y[i], m1 = m[2 * c], m2 = m[2 * c + 1];
+                if (m1 != 0.0) v = v + m1 * cb[i];
+                if (m2 != 0.0) v = v + m2 * cr[i];
+                out[3 * i + c] = (uint8_t)round_clip(v + 128.0);
+            }
+    }
+    rel(b, 4);
+    Py_RETURN_NONE;
+fail:
+    rel(b, 4);
+    return NULL;
+}
+
+/* dequant(q, (o1, o2, step), out): wavelet2._planes for one band -- out = 0 where q = 0, else
+ * sign(q) * (|q| + (o1 if |q| == 1 else o2)) * step. q may be a strided 2-D int64 view. */
+static PyObject *dequant(PyObject *mod, PyObject *args) {
+    PyObject *qo, *oo;
+    double o1, o2, step;
+    Py_buffer q;
+    Buf ob = {0};
+    if (!PyArg_ParseTuple(args, "O(ddd)O", &qo, &o1, &o2, &step, &oo)) return NULL;
+    if (PyObject_GetBuffer(qo, &q, PyBUF_RECORDS_RO) < 0) return NULL;
+    if (q.itemsize != 8 || q.ndim != 2) {
+        PyBuffer_Release(&q);
+        PyErr_SetString(PyExc_TypeError, "dequant: 2-D int64 band expected");
+        return NULL;
+    }
+    if (get(oo, &ob, 8, 1, "out") < 0) goto fail;
+    Py_ssize_t h = q.shape[0], w = q.shape[1];
+    if (!need(len(&ob) == h * w, "dequant: sizes")) goto fail;
+    double *out = F64(ob);
+    for (Py_ssize_t r = 0; r < h; r++) {
+        const char *row = (const char *)q.buf + r * q.strides[0];
+        for (Py_ssize_t c = 0; c < w; c++) {
+            int64_t v = *(const int64_t *)(row + c * q.strides[1]);
+            if (!v) {
+                out[r * w + c] = 0.0;
+                continue;
+            }
+            double mg = (double)(v < 0 ? -v : v);
+            double rr = mg == 1.0 ? mg + o1 : mg + o2;
+            out[r * w + c] = (v < 0 ? -rr : rr) * step;
+        }
+    }
+    PyBuffer_Release(&q);
+    rel(&ob, 1);
+    Py_RETURN_NONE;
+fail:
+    PyBuffer_Release(&q);
+    rel(&ob, 1);
+    return NULL;
+}
+
+/* pf_apply(p, x, wts, pairs, out): postfilter.apply on plane x (h x w) with p = x padded
+ * by r (symmetric): out = x * w0, then out += w_k * (p[+i, +j] + p[-i, -j]) pair by pair. */
+static PyObject *pf_apply(PyObject *mod, PyObject *args) {
+    PyObject *o[5];
+    Buf b[5] = {0};
+    long long h, w, r;
+    if (!PyArg_ParseTuple(args, "OO(LLL)OOO", &o[0], &o[1], &h, &w, &r, &o[2], &o[3], &o[4]))
+        return NULL;
+    if (get(o[0], &b[0], 8, 0, "p") < 0 || get(o[1], &b[1], 8, 0, "x") < 0 ||
+        get(o[2], &b[2], 8, 0, "wts") < 0 || get(o[3], &b[3], 8, 0, "pairs") < 0 ||
+        get(o[4], &b[4], 8, 1, "out") < 0)
+        goto fail;
+    Py_ssize_t np_ = len(&b[3]) / 2, wp = w + 2 * r;
+    if (!need(len(&b[0]) == (h + 2 * r) * wp && len(&b[1]) == h * w && len(&b[4]) == h * w &&
+                  len(&b[2]) == np_ + 1 && np_ <= 64,
+              "pf_apply: sizes"))
+        goto fail;
+    const double *p = F64(b[0]), *x = F64(b[1]), *wt = F64(b[2]);
+    const int64_t *pr = I64(b[3]);
+    double *out = F64(b[4]);
+    Py_ssize_t offa[64], offb[64];
+    for (Py_ssize_t k = 0; k < np_; k++) {
+        if (!need(pr[2 * k] >= -r && pr[2 * k] <= r && pr[2 * k + 1] >= -r && pr[2 * k + 1] <= r,
+                  "pf_apply: pair"))
+            goto fail;
+        offa[k] = pr[2 * k] * wp + pr[2 * k + 1];
+        offb[k] = -offa[k];
+    }
+    for (Py_ssize_t i = 0; i < h; i++) {
+        const double *pc = p + (i + r) * wp + r;
+        for (Py_ssize_t j = 0; j < w; j++) {
+            double acc = x[i * w + j] * wt[0];
+            for (Py_ssize_t k = 0; k < np_; k++)
+                acc = acc + (pc[j + offa[k]] + pc[j + offb[k]]) * wt[k + 1];
+            out[i * w + j] = acc;
+        }
+    }
+    rel(b, 5);
+    Py_RETURN_NONE;
+fail:
+    rel(b, 5);
+    return NULL;
+}
+
 /* set_tables(NQ, OQ, AQ): the context quantizers (int64, lengths 200, 200, >= 401) */
 static PyObject *set_tables(PyObject *mod, PyObject *args) {
     PyObject *o[3];
@@ -802,6 +962,10 @@ static PyMethodDef methods[] = {
     {"choose", choose, METH_VARARGS, "RDO choice of the quantized values"},
     {"dwt_fwd", dwt_fwd, METH_VARARGS, "one level of the forward CDF 9/7 transform"},
     {"dwt_inv", dwt_inv, METH_VARARGS, "one level of the inverse CDF 9/7 transform"},
+    {"rgb_to_ycc", rgb_to_ycc, METH_VARARGS, "RGB - 128 to YCbCr planes"},
+    {"ycc_to_rgb", ycc_to_rgb, METH_VARARGS, "YCbCr planes to rounded, clipped 8-bit RGB"},
+    {"dequant", dequant, METH_VARARGS, "dequantize one band"},
+    {"pf_apply", pf_apply, METH_VARARGS, "apply the post-filter to a plane"},
     {NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_w2c",

@@ -185,3 +185,34 @@ def test_dwt_c_and_numpy_give_the_same_floats(monkeypatch):
             dd = [tuple(np.round(u * 4) / 4 for u in t) for t in d1]
             r1, r2 = _both(monkeypatch, lambda: dwt97.inverse(np.round(l1), dd))
             assert r1.shape == (h, w) and np.array_equal(r1, r2), (h, w, levels)
+
+
+@needs_c
+def test_pixel_loops_c_and_numpy_agree(monkeypatch):
+    # post-filter on planes down to 1 x 1 (symmetric padding wider than the plane), colour
+    # transforms with rounding ties, dequantization of strided views
+    from gancomp import postfilter as pf
+
+    rng = np.random.default_rng(3)
+    for h, w in ((1, 1), (2, 5), (7, 3), (40, 33)):
+        x = rng.normal(0, 30, (h, w))
+        stored = pf.quantize(np.concatenate([[0.9], rng.normal(0, 0.05, pf.NTAP - 1)]))
+        a, b = _both(monkeypatch, lambda: pf.apply(x, stored))
+        assert np.array_equal(a, b)
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        c = w2.Wavelet2Codec()
+        (_, _, p1), (_, _, p2) = _both(monkeypatch, lambda: c.analyse(img))
+        assert all(np.array_equal(u, v) for u, v in zip(p1, p2))
+    planes = [np.round(rng.normal(0, 90, (9, 11)) * 2) / 2 for _ in range(3)]  # .5 ties
+    c = w2.Wavelet2Codec()
+    stub = {"L": w2.levels_for(9, 11), "s": 100, "c": 0, "r": bytes(18), "V": 3}
+
+    def colour():
+        monkeypatch.setattr(w2, "_planes", lambda *a: [p.copy() for p in planes])
+        monkeypatch.setattr(w2.Wavelet2Codec, "_code_v3", staticmethod(lambda *a, **k: ([], [])))
+        monkeypatch.setattr(w2, "make_coders", lambda *a, **k: type(
+            "C", (), {"check_end": lambda self: None})())
+        return c.decode(stub, [b""], 11, 9, 3)
+
+    a, b = _both(monkeypatch, colour)
+    assert np.array_equal(a, b) and a.min() == 0 and a.max() == 255
