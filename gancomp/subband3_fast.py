@@ -16,8 +16,7 @@ import numpy as np
 from . import accel
 from .entropy import _family
 from .errors import FormatError
-from .subband import _AQ, _NQ, _OQ, ALPHA, MAG_T, N_NQ, N_OQ, PAD, RD, BandInfo, Coders, \
-    _cost_table
+from .subband import _AQ, _NQ, _OQ, ALPHA, MAG_T, N_NQ, N_OQ, PAD, RD, BandInfo, Coders
 
 _w2c = accel._w2c
 if _w2c is not None:
@@ -43,6 +42,20 @@ def _models(co: Coders):
         held = (arrs, _w2c.Models(*arrs, int(co.sig.halve_at), int(co.sig.increment)))
         co._w2c_models = held
     return held[1]
+
+
+def _cost_tables(co: Coders) -> list[np.ndarray]:
+    """subband._cost_table of the sig, gt1, sign and rest models from one ``log2`` call: the
+    same elementwise float64 values (log2 of the same integers, then the same subtraction)."""
+    ms = (co.sig, co.gt1, co.sign, co.rest)
+    lg = np.log2(np.concatenate([m.totals for m in ms] + [m.counts.ravel() for m in ms])
+                 .astype(np.float64))
+    out, t, c = [], 0, sum(m.contexts for m in ms)
+    for m in ms:
+        n, a = m.contexts, m.alphabet
+        out.append(lg[t:t + n][:, None] - lg[c:c + n * a].reshape(n, a))
+        t, c = t + n, c + n * a
+    return out
 
 
 def _escapes(co: Coders, rsym: np.ndarray) -> np.ndarray:
@@ -113,8 +126,7 @@ def code_group(co: Coders, infos: list[BandInfo], qs: list[np.ndarray] | None = 
             ca = a_cv[r0::st, c0::st].ravel()
             vals = np.zeros(n, dtype=np.int64)
             chosen = np.empty(nj, dtype=np.int64)
-            _w2c.choose(ca, Jv, sc, gc, rc, sn, _cost_table(co.sig), _cost_table(co.gt1),
-                        _cost_table(co.sign), _cost_table(co.rest),
+            _w2c.choose(ca, Jv, sc, gc, rc, sn, *_cost_tables(co),
                         (rd.kappa, rd.lam, rd.o1, rd.o2, rd.nz), chosen)
             vals[Jv] = chosen
             keep = BUSY[:nj].view(bool)

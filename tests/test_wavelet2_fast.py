@@ -216,3 +216,14 @@ def test_pixel_loops_c_and_numpy_agree(monkeypatch):
 
     a, b = _both(monkeypatch, colour)
     assert np.array_equal(a, b) and a.min() == 0 and a.max() == 255
+
+
+def test_cost_tables_from_one_log2_call_equal_subband_ones():
+    from gancomp.subband import _cost_table
+
+    co = w2.make_coders(3)
+    co.rest.counts[3, 5] += 12345
+    co.rest.totals[3] += 12345
+    got = subband3_fast._cost_tables(co)
+    for t, m in zip(got, (co.sig, co.gt1, co.sign, co.rest)):
+        assert t.shape == m.counts.shape and np.array_equal(t, _cost_table(m))
