@@ -14,6 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import accel
+
 # Lifting constants (JPEG 2000 Part 1, Annex F).
 _A = -1.586134342059924
 _B = -0.052980118572961
@@ -91,7 +93,10 @@ def _inv_axis0(s: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 
 def forward(x: np.ndarray, levels: int):
-    """2-D forward transform of a float array: ``(ll, [(hl, lh, hh), ...])`` coarsest first."""
+    """2-D forward transform of a float array: ``(ll, [(hl, lh, hh), ...])`` coarsest first.
+    With the compiled loops (:mod:`gancomp.accel`): the same floats, C-contiguous bands."""
+    if accel.ENABLED and levels > 0:
+        return _forward_c(x, levels)
     ll = np.asarray(x, dtype=np.float64)
     details = []
     for _ in range(levels):
@@ -105,11 +110,37 @@ def forward(x: np.ndarray, levels: int):
 
 def inverse(ll: np.ndarray, details) -> np.ndarray:
     """Inverse of :func:`forward`."""
+    if accel.ENABLED and len(details):
+        return _inverse_c(ll, details)
     x = np.asarray(ll, dtype=np.float64)
     for hl, lh, hh in details:
         lo = _inv_axis0(x.T, hl.T).T
         hi = _inv_axis0(lh.T, hh.T).T
         x = _inv_axis0(lo, hi)
+    return x
+
+
+def _forward_c(x: np.ndarray, levels: int):
+    ll = np.ascontiguousarray(x, dtype=np.float64)
+    details = []
+    for _ in range(levels):
+        h, w = ll.shape
+        h2, hd, w2, wd = (h + 1) // 2, h // 2, (w + 1) // 2, w // 2
+        bands = [np.empty(s) for s in ((h2, w2), (h2, wd), (hd, w2), (hd, wd))]
+        accel._w2c.dwt_fwd(ll, (h, w), *bands)
+        ll = bands[0]
+        details.append(tuple(bands[1:]))
+    return ll, details[::-1]
+
+
+def _inverse_c(ll: np.ndarray, details) -> np.ndarray:
+    x = np.ascontiguousarray(ll, dtype=np.float64)
+    for hl, lh, hh in details:
+        h, w = x.shape[0] + lh.shape[0], x.shape[1] + hl.shape[1]
+        out = np.empty((h, w))
+        accel._w2c.dwt_inv(x, *(np.ascontiguousarray(b, dtype=np.float64) for b in (hl, lh, hh)),
+                           (h, w), out)
+        x = out
     return x
 
 

@@ -255,7 +255,12 @@ def code_group(co: Coders, infos: list[BandInfo], qs: list[np.ndarray] | None = 
     Per pass over the group's canvas, in strips of about STRIP coefficients: the quiet
     coefficients (no known non-zero neighbour, parent or luma: every context at its zero
     value) with one fixed model, then the others with per-symbol rows; the models adapt
-    after each strip."""
+    after each strip. With the compiled extension (:mod:`gancomp.subband3_fast`) the same
+    bytes and bands come from its C loops."""
+    from . import subband3_fast
+
+    if subband3_fast.usable(co):
+        return subband3_fast.code_group(co, infos, qs, rd_a, rd)
     cv = Canvas(infos)
     h, w = cv.h, cv.w
     chroma, bcls = infos[0].chroma, infos[0].bcls

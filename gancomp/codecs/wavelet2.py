@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import dwt97
+from .. import accel, dwt97
 from .. import postfilter as pfilt
 from ..errors import FormatError
 from .. import subband3
@@ -188,6 +188,12 @@ def _planes(lls: list[np.ndarray], qbands, offs: np.ndarray, steps: "_Steps", le
             lev = []
             for o in range(3):   # only the non-zero values (the same floats as dense)
                 qb = qbands[ch][k][o]
+                if accel.ENABLED and qb.dtype == np.int64:
+                    band = np.empty(qb.shape)
+                    accel._w2c.dequant(qb, (float(o1), float(o2), float(steps.det[ch][k][o])),
+                                       band)
+                    lev.append(band)
+                    continue
                 band = np.zeros(qb.shape)
                 qf = qb.ravel()          # one copy of a strided canvas view
                 nz = np.flatnonzero(qf)
@@ -231,8 +237,12 @@ class Wavelet2Codec(Codec):
         """The transform of an image: (levels, per-channel (ll, details)); reusable across
         quality trials (rate control)."""
         h, w, c = image.shape
-        x = image.astype(np.float64) - 128.0
-        planes = _mix(x, _R2Y) if c == 3 else [x[..., 0]]
+        if c == 3 and accel.ENABLED and image.dtype == np.uint8:   # same floats as _mix
+            planes = [np.empty((h, w)) for _ in range(3)]
+            accel._w2c.rgb_to_ycc(np.ascontiguousarray(image), np.array(_R2Y).ravel(), *planes)
+        else:
+            x = image.astype(np.float64) - 128.0
+            planes = _mix(x, _R2Y) if c == 3 else [x[..., 0]]
         levels = levels_for(h, w)
         return levels, [dwt97.forward(p, levels) for p in planes], planes
 
@@ -448,6 +458,13 @@ class Wavelet2Codec(Codec):
                         raise FormatError("wavelet2 post-filter weights malformed") from None
                     k += pfilt.NBYTES
         out = np.empty((height, width, channels), dtype=np.uint8)
+        if accel.ENABLED:   # the same floats, rounding and clipping as the loop below
+            pl = [np.ascontiguousarray(p, dtype=np.float64) for p in planes]
+            if channels == 3:
+                accel._w2c.ycc_to_rgb(*pl, tuple(x for m in _Y2R for x in m[1:]), out)
+            else:
+                accel._w2c.ycc_to_rgb(pl[0], None, None, None, out)
+            return out
         for i in range(channels):   # _Y2R without its exact 1.0 and 0.0 terms: same floats
             if channels == 3:
                 y, cb, cr = planes
