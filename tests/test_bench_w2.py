@@ -76,3 +76,15 @@ def test_speed_suite_reports_cpu_time_per_contender(tmp_path):
         assert vals[0] > 0 and vals[1] > 0          # whole-process CPU seconds were measured
     # each contender is scored on its own decoded file (they differ in PSNR)
     assert len({round(v[5], 3) for v in body.values()}) == len(body)
+
+
+def test_speed_suite_times_processes_with_bytecode_cached(tmp_path):
+    """An editable install under PYTHONDONTWRITEBYTECODE=1 would recompile gancomp's modules
+    in every timed process (the libraries AVIF/WebP use are compiled at install): the suite
+    lets its children cache bytecode, as after a normal install."""
+    from gancomp.benchmarks import speed
+
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "PATH": "/bin"}
+    speed._bytecode_cache(env, tmp_path)
+    assert "PYTHONDONTWRITEBYTECODE" not in env
+    assert env["PYTHONPYCACHEPREFIX"].startswith(str(tmp_path))
