@@ -62,10 +62,17 @@ FORMATS: dict[int, tuple[str, str, int]] = {
     2: ("wavelet2_priors.safetensors", _V1_SHA, 4096),
     3: ("wavelet2_priors_v3.safetensors",
         "7dd083c31e0a0d68e32e10eb849aabbdb3df5d3251361a7b587e8bb09c8a286b", 4096),
+    4: ("wavelet2_priors_v3.safetensors",
+        "7dd083c31e0a0d68e32e10eb849aabbdb3df5d3251361a7b587e8bb09c8a286b", 4096),
+}
+# v4 = v3 + the trained integer mixer of the joint-symbol rows (gancomp.w2mix; file + SHA-256,
+# trained by gancomp.train.w2mix). Part of the format.
+MIXERS: dict[int, tuple[str, str]] = {
+    4: ("wavelet2_mixer_v4.safetensors", "74f043d48f360e224f30d2005c6a23ca987362ab065707e93f6f9f318d28ceff"),
 }
 # v3's LL bands: fixed blocks of this many symbols, each coded with the counts at its start
 # (0: v1/v2's block-adaptive coder with early cuts); its detail bands: gancomp.subband3
-BLOCKS = {1: 0, 2: 0, 3: 4096}
+BLOCKS = {1: 0, 2: 0, 3: 4096, 4: 4096}
 VERSION = 3                # what the encoder writes
 _PRIORS: dict[int, dict[str, np.ndarray]] = {}
 
@@ -93,12 +100,27 @@ def load_priors(version: int = VERSION) -> dict[str, np.ndarray] | None:
     return _PRIORS[version]
 
 
-def make_coders(version: int | None = None, data: bytes | None = None, **kw: Any) -> Coders:
+def make_coders(version: int | None = None, data: bytes | None = None,
+                step_code: int | None = None, **kw: Any) -> Coders:
     """The context models of wavelet2 ``version`` (default: what the encoder writes; an
-    encoder, or a decoder of ``data``)."""
+    encoder, or a decoder of ``data``); from v4 on with the trained mixer, which needs the
+    ``step_code`` (its quality bucket; may be attached later by :func:`attach_mixer`)."""
     version = VERSION if version is None else version
-    return Coders(data, priors=load_priors(version), halve_at=FORMATS[version][2],
-                  block=BLOCKS[version], **kw)
+    co = Coders(data, priors=load_priors(version), halve_at=FORMATS[version][2],
+                block=BLOCKS[version], **kw)
+    if step_code is not None:
+        attach_mixer(co, version, step_code)
+    return co
+
+
+def attach_mixer(co: Coders, version: int, step_code: int) -> None:
+    """Give ``co`` the trained mixer of format ``version`` (v4 on; no-op before) for
+    ``step_code``, unless it has one."""
+    if version in MIXERS and getattr(co, "mixer", None) is None:
+        from .. import w2mix
+
+        name, sha = MIXERS[version]
+        co.mixer = (w2mix.load(DATA_DIR / name, sha), w2mix.quality_bucket(step_code))
 
 
 # BT.601 full-range YCbCr, as in JPEG; written out so no BLAS call can reorder sums.
@@ -279,6 +301,7 @@ class Wavelet2Codec(Codec):
         levels, coeffs, orig = analysed
         steps = _Steps(step_code, chroma_code, levels, c)
         co = coders if coders is not None else make_coders(version)
+        attach_mixer(co, version, step_code)
         offs_num = np.zeros(c * 6)
         offs_den = np.zeros(c * 6)
         if version >= 3:
@@ -420,7 +443,7 @@ class Wavelet2Codec(Codec):
         offs = np.frombuffer(offs_b, dtype=np.int8).astype(np.float64) / 128.0
         steps = _Steps(step_code, chroma_code, levels, channels)
         ll_shape, det_shapes = dwt97.band_shapes(height, width, levels)
-        co = make_coders(version, streams[0])
+        co = make_coders(version, streams[0], step_code)
         if version >= 3:
             lls, qbands = self._code_v3(co, None, steps, levels, channels,
                                         decode_shapes=(ll_shape, det_shapes))
