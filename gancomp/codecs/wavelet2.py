@@ -12,11 +12,13 @@ per-plane Wiener post-filter (:mod:`gancomp.postfilter`). Version 3 (:mod:`ganco
 what the encoder writes) codes the LL bands, then per level the luma group (3 bands) and the
 chroma group (6 bands) each on one canvas, a pass of the whole group at a time, each
 coefficient as one joint symbol (zero, +-1, +-2, +-3 or more, then the rest), with its own
-trained starting counts; no sibling-orientation context. numpy + constriction only: no torch
-on the encode or decode path.
+trained starting counts; no sibling-orientation context. Version 4 is version 3 with each
+joint symbol's probabilities from a trained integer mixer (:mod:`gancomp.w2mix`) of the
+adaptive models' log-probabilities and context features: same values, fewer bytes. numpy +
+constriction only: no torch on the encode or decode path.
 
 Params: ``L`` levels, ``s`` step code, ``c`` chroma step code, ``r`` reconstruction offsets
-(int8 x 6 per channel); versions 2 and 3 add ``V`` (absent in version 1 files), and where the
+(int8 x 6 per channel); versions 2 to 4 add ``V`` (absent in version 1 files), and where the
 post-filter is on, ``f`` (bit mask of the filtered planes) and ``w`` (14 bytes per filtered
 plane, :func:`gancomp.postfilter.quantize`). One stream: the range-coded symbols + raw bits.
 """
@@ -68,12 +70,12 @@ FORMATS: dict[int, tuple[str, str, int]] = {
 # v4 = v3 + the trained integer mixer of the joint-symbol rows (gancomp.w2mix; file + SHA-256,
 # trained by gancomp.train.w2mix). Part of the format.
 MIXERS: dict[int, tuple[str, str]] = {
-    4: ("wavelet2_mixer_v4.safetensors", "74f043d48f360e224f30d2005c6a23ca987362ab065707e93f6f9f318d28ceff"),
+    4: ("wavelet2_mixer_v4.safetensors", "754d336ed799f3d91dff47812bea9de5e1432e86d15fdffb3d4857e86bd0f868"),
 }
 # v3's LL bands: fixed blocks of this many symbols, each coded with the counts at its start
 # (0: v1/v2's block-adaptive coder with early cuts); its detail bands: gancomp.subband3
 BLOCKS = {1: 0, 2: 0, 3: 4096, 4: 4096}
-VERSION = 3                # what the encoder writes
+VERSION = 4                # what the encoder writes
 _PRIORS: dict[int, dict[str, np.ndarray]] = {}
 
 
@@ -233,7 +235,7 @@ def _planes(lls: list[np.ndarray], qbands, offs: np.ndarray, steps: "_Steps", le
 class Wavelet2Codec(Codec):
     name = "wavelet2"
     codec_id = 6
-    version = VERSION
+    version = max(FORMATS)     # the newest version this build decodes; files carry their own
     channels = (1, 3)
     description = ("CDF 9/7 wavelet, energy-weighted dead-zone quantizer, context-modelled "
                    "range coding (numpy only)")
@@ -341,7 +343,7 @@ class Wavelet2Codec(Codec):
                 if mask:
                     params["f"] = mask
                     params["w"] = codes
-        return Encoded(params, [co.finish()])
+        return Encoded(params, [co.finish()], version=version)
 
     @staticmethod
     def _code_v2(co: Coders, coeffs, steps: "_Steps", levels: int):

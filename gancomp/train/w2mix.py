@@ -110,7 +110,7 @@ def baseline_bits(d: dict[str, np.ndarray]) -> float:
     return float((-np.log2(p[np.arange(s.size), s]) * d["w"]).sum())
 
 
-def train(d: dict[str, np.ndarray], iters: int = 200, max_rows: int = 1_500_000, lr: float = 0.01,
+def train(d: dict[str, np.ndarray], iters: int = 400, max_rows: int = 600_000, lr: float = 0.01,
           seed: int = 0, log=print) -> tuple[np.ndarray, np.ndarray]:
     """Float mixer (a (7,), B (N_BIAS, 7) in 1/256 bit) by full-batch Adam."""
     w = d["w"].astype(np.float64)
@@ -203,11 +203,11 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True, help="training folder (held-back skipped)")
     p.add_argument("--out", type=Path, required=True, help="output path without extension")
-    p.add_argument("--per-folder", type=int, default=8)
+    p.add_argument("--per-folder", type=int, default=12)
     p.add_argument("--skip", type=int, default=40)
-    p.add_argument("--qualities", default="15,30,45,60")
-    p.add_argument("--iters", type=int, default=200)
-    p.add_argument("--max-rows", type=int, default=1_500_000)
+    p.add_argument("--qualities", default="5,15,30,45,60,75")
+    p.add_argument("--iters", type=int, default=400)
+    p.add_argument("--max-rows", type=int, default=600_000)
     p.add_argument("--rows", type=Path, help="save/load the collected rows here (.npz)")
     p.add_argument("--max-side", type=int, default=768)
     a = p.parse_args(argv)
