@@ -243,20 +243,18 @@ static inline void share(const int32_t *A, const int32_t *t, int model, const in
     }
 }
 
+/* the row: E[min(max(z) - z_k, EXP_N - 1)] as exact float64 integers (constriction
+ * normalizes them) */
 static inline void softmax_row(const int32_t *z0, const int32_t *z1, const int32_t *z2,
                                const int32_t *z3, const int32_t *E, double *p) {
     int32_t z[7], zmax;
-    int64_t sum = 0, e[7];
     for (int k = 0; k < 7; k++) z[k] = z0[k] + z1[k] + z2[k] + z3[k];
     zmax = z[0];
     for (int k = 1; k < 7; k++) zmax = z[k] > zmax ? z[k] : zmax;
     for (int k = 0; k < 7; k++) {
         uint32_t d = (uint32_t)(zmax - z[k]);
-        e[k] = E[d < EXP_N - 1 ? d : EXP_N - 1];
-        sum += e[k];
+        p[k] = (double)E[d < EXP_N - 1 ? d : EXP_N - 1];
     }
-    double inv = 1.0 / (double)sum;
-    for (int k = 0; k < 7; k++) p[k] = (double)e[k] * inv;
 }
 
 /* one symbol's row, everything from the counts */

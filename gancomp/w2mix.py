@@ -6,7 +6,8 @@ rule). v4 keeps those models, their contexts and their adaptation, and replaces 
 
     z_k = sum over the four models m of -((a[c][k] * -L_mk) >> 6)
           + S[sig_ctx][k] + G[g_ctx % 6][k] + N[s_ctx][k]
-    p_k = E[min(max(z) - z_k, len(E) - 1)] * (1.0 / sum_j E[...])
+    p_k ~ E[min(max(z) - z_k, len(E) - 1)]   (integers, passed to constriction as float64,
+                                             which normalizes them)
 
 where ``L_mk`` is model m's share of the adaptive row's log2-probability of symbol k in 1/256
 bit (sig: log P(0) for k = 0, log P(1) else; gt1, rest, sign: the term symbol k uses), from
@@ -17,9 +18,8 @@ S, G, N are the sums of trained biases (1/256 bit, int16) of nine categorical fe
 the contexts (band and pass class, neighbour class, out-of-band class, activity, reference
 sign, neighbour signs, orientation class, band x neighbour class, quality bucket) folded into
 one table per context model. ``E`` is a stored exp table (round(2^16 2^(-d/256)), at least 1).
-Everything up to the last step is integer arithmetic, and 1.0 / (integer sum) and its product
-with an integer are single IEEE float64 operations: the C loops (:mod:`gancomp._w2c`) and the numpy code below give the
-same rows bit for bit on any machine. Trained by :mod:`gancomp.train.w2mix`.
+Everything is integer arithmetic (exact integers in float64 for the range coder): the C loops
+(:mod:`gancomp._w2c`) and the numpy code below give the same rows bit for bit on any machine. Trained by :mod:`gancomp.train.w2mix`.
 """
 
 from __future__ import annotations
@@ -160,15 +160,14 @@ def logp(T: np.ndarray) -> np.ndarray:
 
 
 def mix_rows(mx: Mixer, qb: int, T: np.ndarray, sc, gc, nc) -> np.ndarray:
-    """The mixed probability rows (float64, exact) from the four models' ``terms`` T."""
+    """The mixed rows (unnormalized integer weights as float64) from the models' ``terms`` T."""
     S, G, N = mx.fold(qb)
     a = mx.a[np.asarray(sc) // (N_NQ * N_OQ)]
     z = S[sc] + G[np.asarray(gc) % 6] + N[nc]
     for L in model_logp(T):
         z += -((a * -L) >> A_SHIFT)
     d = np.minimum(z.max(1, keepdims=True) - z, EXP_N - 1)
-    e = mx.exp[d]
-    return e * (1.0 / e.sum(1, keepdims=True))
+    return mx.exp[d].astype(np.float64)        # unnormalized: constriction normalizes
 
 
 _CACHE: dict[str, Mixer] = {}
