@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -239,7 +240,8 @@ def main(argv: list[str] | None = None) -> None:
             "results": {"train_symbols": int(d["w"].sum()),
                         "train_bits_adaptive": round(base), "train_bits_mixer_int": round(mixed),
                         "train_change_percent": round(100 * (mixed / base - 1), 3)},
-            "command": "python -m gancomp.train.w2mix " + " ".join(argv or [])}
+            "command": "python -m gancomp.train.w2mix " + " ".join(
+                sys.argv[1:] if argv is None else argv)}
     sha = save(t, a.out, card)
     print(f"w2mix: {mixed / base - 1:+.3%} ideal bits on the training rows; sha256 {sha}; "
           f"{time.time() - t0:.0f} s")
