@@ -77,12 +77,10 @@ class _Tables:
         """Per-symbol probability rows of the 7 joint symbols (chain rule of four models;
         format v4: mixed by the trained integer mixer, :mod:`gancomp.w2mix`)."""
         if self.snap is not None:
-            from .w2mix import mix_rows
+            from .w2mix import snapshot_rows
 
-            sc, gc, rc, nc = (np.asarray(x, dtype=np.int64) for x in
-                              (sig_ctx, g_ctx, r_ctx, s_ctx))
-            return mix_rows(self.mixer[0], self.mixer[1], self.snap.terms(sc, gc, rc, nc),
-                            sc, gc, nc)
+            return snapshot_rows(self.mixer[0], self.mixer[1], self.snap, sig_ctx, g_ctx,
+                                 r_ctx, s_ctx)
         p1 = self.sig[sig_ctx]
         g1 = self.gt1[g_ctx]
         r1 = self.more[r_ctx]

@@ -107,6 +107,8 @@ class Mixer:
     def log(self, n: np.ndarray) -> np.ndarray:
         """round(256 log2 n) through the table; n >= LG_N halved first (+256 each time)."""
         n = np.maximum(np.asarray(n, dtype=np.int64), 0)
+        if n.size and n.max() < LG_N:
+            return self.lg[n]
         extra = np.zeros(n.shape, dtype=np.int64)
         big = n >= LG_N
         while big.any():
@@ -122,14 +124,14 @@ class Snapshot:
     model's "more than 2" (rest symbol > 0)."""
 
     def __init__(self, mx: Mixer, co) -> None:
-        def terms(c1, t):
-            lt = mx.log(t)
-            return mx.log(c1) - lt, mx.log(t - c1) - lt
-
-        self.s1, self.s0 = terms(co.sig.counts[:, 1], co.sig.totals)
-        self.g1, self.g0 = terms(co.gt1.counts[:, 1], co.gt1.totals)
-        self.n1, self.n0 = terms(co.sign.counts[:, 1], co.sign.totals)
-        self.m1, self.m0 = terms(co.rest.totals - co.rest.counts[:, 0], co.rest.totals)
+        c1 = np.concatenate([co.sig.counts[:, 1], co.gt1.counts[:, 1], co.sign.counts[:, 1],
+                             co.rest.totals - co.rest.counts[:, 0]])
+        t = np.concatenate([co.sig.totals, co.gt1.totals, co.sign.totals, co.rest.totals])
+        lt = mx.log(t)
+        one, zero = mx.log(c1) - lt, mx.log(t - c1) - lt
+        cut = np.cumsum([co.sig.contexts, co.gt1.contexts, co.sign.contexts])
+        self.s1, self.g1, self.n1, self.m1 = np.split(one, cut)
+        self.s0, self.g0, self.n0, self.m0 = np.split(zero, cut)
 
     def terms(self, sc, gc, rc, nc) -> np.ndarray:
         """(n, 8) int64: (log P(1), log P(0)) of sig, gt1, rest "more", sign per symbol."""
@@ -168,6 +170,45 @@ def mix_rows(mx: Mixer, qb: int, T: np.ndarray, sc, gc, nc) -> np.ndarray:
         z += -((a * -L) >> A_SHIFT)
     d = np.minimum(z.max(1, keepdims=True) - z, EXP_N - 1)
     return mx.exp[d].astype(np.float64)        # unnormalized: constriction normalizes
+
+
+def snapshot_rows(mx: Mixer, qb: int, snap: Snapshot, sc, gc, rc, nc) -> np.ndarray:
+    """:func:`mix_rows` of the symbols with contexts (sc, gc, rc, nc) under ``snap``, faster
+    when they share one scale class (a pass's symbols do): each model's share of the logits
+    is then tabulated per context once (the same integers, as the C path does)."""
+    sc, gc, rc, nc = (np.asarray(x, dtype=np.int64) for x in (sc, gc, rc, nc))
+    per = N_NQ * N_OQ
+    cls = int(sc[0]) // per if sc.size >= 256 else -1
+    if cls < 0 or sc.min() < cls * per or sc.max() >= (cls + 1) * per:
+        return mix_rows(mx, qb, snap.terms(sc, gc, rc, nc), sc, gc, nc)
+    S, G, N = mx.fold(qb)
+    a = mx.a[cls]
+
+    def share(t1, t0, m):
+        T = np.stack([t1, t0], 1)
+        u = USE[m]
+        L = np.where(u[None, :] < 0, 0, T[:, np.maximum(u, 0)])
+        return -((a[None, :] * -L) >> A_SHIFT)
+
+    lo = cls * per
+    PS = (share(snap.s1[lo:lo + per], snap.s0[lo:lo + per], 0) + S[lo:lo + per]).astype(np.int32)
+    PG = (share(snap.g1, snap.g0, 1) + G[np.arange(snap.g1.size) % 6]).astype(np.int32)
+    PR = share(snap.m1, snap.m0, 2).astype(np.int32)
+    PN = (share(snap.n1, snap.n0, 3) + N).astype(np.int32)
+    g0, r0 = int(gc[0]) - int(gc[0]) % 6, int(rc[0]) - int(gc[0]) % 6
+    if gc.min() >= g0 and gc.max() < g0 + 6 and bool((rc - gc == r0 - g0).all()):
+        # one pass: gc and rc both follow the activity: one table per (sig context, activity)
+        act = np.arange(6)
+        PA = PG[g0 + act] + PR[r0 + act]
+        z = (PS[:, None, :] + PA[None, :, :]).reshape(-1, 7)[(sc - lo) * 6 + (gc - g0)]
+    else:
+        z = PS[sc - lo]
+        z += PG[gc]
+        z += PR[rc]
+    z += PN[nc]
+    d = z.max(1, keepdims=True) - z
+    np.minimum(d, EXP_N - 1, out=d)
+    return mx.exp[d].astype(np.float64)
 
 
 _CACHE: dict[str, Mixer] = {}

@@ -65,7 +65,13 @@ def test_mixed_rows_c_equal_numpy_on_random_counts():
     one = [c.copy() for c in ctx]        # one scale class per call (the C path's tables) ...
     one[0] = 5 * 48 + one[0] % 48
     one[0][::97] = rng.integers(0, 1152, one[0][::97].size)   # ... with strays
-    for qb, ctx in [(q, ctx) for q in range(w2mix.N_QB)] + [(2, one), (4, [c[:7] for c in one])]:
+    pas = [c.copy() for c in one]        # like one pass: g and r contexts follow the activity
+    pas[0] = 5 * 48 + pas[0] % 48
+    pas[1] = 30 + pas[1] % 6
+    pas[2] = 12 + pas[1] % 6
+    cases = [(q, ctx) for q in range(w2mix.N_QB)] + [(2, one), (4, [c[:7] for c in one]),
+                                                     (1, pas)]
+    for qb, ctx in cases:
         co.mixer = (mx, qb)
         M = subband3_fast._models(co)
         M.set_mixer(*mx.fold(qb), mx.a, mx.lg, mx.exp)
@@ -74,6 +80,7 @@ def test_mixed_rows_c_equal_numpy_on_random_counts():
         snap = w2mix.Snapshot(mx, co)
         rows_np = w2mix.mix_rows(mx, qb, snap.terms(*ctx), ctx[0], ctx[1], ctx[3])
         assert np.array_equal(rows_c, rows_np)
+        assert np.array_equal(w2mix.snapshot_rows(mx, qb, snap, *ctx), rows_np)
         assert np.all(rows_np >= 1) and np.all(rows_np == np.round(rows_np))
         assert np.all(rows_np.max(1) == 65536)
 
