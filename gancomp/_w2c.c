@@ -83,10 +83,15 @@ typedef struct {
     PyObject_HEAD Buf b[8];
     Model m[4]; /* sig, gt1, rest, sign */
     int64_t halve_at, inc;
+    int mixing;     /* format v4 (set_mixer): rows are the mixer's */
+    int32_t *mix;   /* its tables (one block): */
+    int32_t *mt[6]; /* S, G, N, a, lg, exp */
+    int32_t *terms; /* scratch: per-context shares of the logits */
 } Models;
 
 static void Models_dealloc(Models *self) {
     rel(self->b, 8);
+    PyMem_Free(self->mix);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -96,6 +101,9 @@ static int Models_init(Models *self, PyObject *args, PyObject *kw) {
     static const int alpha[4] = {2, 2, REST_A, 2};
     rel(self->b, 8);
     memset(self->b, 0, sizeof(self->b));
+    PyMem_Free(self->mix);
+    self->mix = NULL;
+    self->mixing = 0;
     if (!PyArg_ParseTuple(args, "OOOOOOOOLL", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6],
                           &o[7], &h, &inc))
         return -1;
@@ -142,7 +150,175 @@ static void add_row(Model *m, int64_t ctx, int64_t ones, int64_t n, int64_t lim,
     m->t[ctx] = c0 + c1;
 }
 
-static int ctx_ok(Model *m, int64_t c) { return c >= 0 && c < m->nctx; }
+static int ctx_ok(const Model *m, int64_t c) { return c >= 0 && c < m->nctx; }
+
+/* ---- format v4: the trained integer mixer (gancomp.w2mix) ---------------------------------- */
+
+#define LG_N 8192
+#define EXP_N 4096
+#define A_SHIFT 6
+#define N_ACLS 24 /* scale classes: sig_ctx / (N_NQ * N_OQ) */
+
+/* set_mixer(S, G, N, a, lg, exp): from now on rows() gives the mixed rows of gancomp.w2mix
+ * (S: sig contexts x 7, G: 6 x 7, N: sign contexts x 7 bias sums, a: N_ACLS x 7 scales,
+ * lg: LG_N log table, exp: EXP_N exp table; all int64, copied in as int32). */
+static PyObject *Models_set_mixer(Models *self, PyObject *args) {
+    PyObject *o[6];
+    Buf b[6] = {0};
+    if (!PyArg_ParseTuple(args, "OOOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5])) return NULL;
+    self->mixing = 0;
+    for (int k = 0; k < 6; k++)
+        if (get(o[k], &b[k], 8, 0, "mixer table") < 0) goto fail;
+    Py_ssize_t ns = self->m[0].nctx, nn = self->m[3].nctx;
+    Py_ssize_t sz[6] = {7 * ns, 42, 7 * nn, 7 * N_ACLS, LG_N, EXP_N};
+    for (int k = 0; k < 6; k++)
+        if (!need(len(&b[k]) == sz[k], "set_mixer: table sizes")) goto fail;
+    if (!need(ns == N_ACLS * N_NQ * N_OQ, "set_mixer: sig contexts")) goto fail;
+    Py_ssize_t total = 0;
+    for (int k = 0; k < 6; k++) total += sz[k];
+    /* + scratch: one call's per-context shares of the logits (mixed_rows) */
+    total += 7 * (N_NQ * N_OQ + self->m[1].nctx + self->m[2].nctx + nn);
+    PyMem_Free(self->mix);
+    self->mix = PyMem_Malloc(total * sizeof(int32_t));
+    if (!self->mix) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    int32_t *q = self->mix;
+    for (int k = 0; k < 6; k++) {
+        const int64_t *src = I64(b[k]);
+        for (Py_ssize_t i = 0; i < sz[k]; i++) {
+            int64_t v = src[i];
+            int ok = v >= -(1 << 30) && v < (1 << 30);
+            if (k == 3) ok = ok && v >= 0 && v < 32768;          /* scales */
+            if (k == 4) ok = ok && v >= -4096 && v < 4096;       /* log table */
+            if (k == 5) ok = ok && v >= 1 && v < (1 << 24);      /* exp table */
+            if (!need(ok, "set_mixer: table values")) goto fail;
+            q[i] = (int32_t)v;
+        }
+        self->mt[k] = q;
+        q += sz[k];
+    }
+    self->terms = q;
+    self->mixing = 1;
+    rel(b, 6);
+    Py_RETURN_NONE;
+fail:
+    rel(b, 6);
+    return NULL;
+}
+
+/* w2mix.Mixer.log: round(256 log2 n) by the table, n >= LG_N halved first (+256 each) */
+static inline int64_t lgv(const int32_t *lg, int64_t n) {
+    int64_t e = 0;
+    if (n < 0) n = 0;
+    while (n >= LG_N) {
+        n >>= 1;
+        e += 256;
+    }
+    return lg[n] + e;
+}
+
+/* w2mix.Snapshot: per context (log P(1), log P(0)) of a binary model (c1 = count of 1) */
+static void bin_terms(const int32_t *lg, const Model *m, Py_ssize_t r, int64_t c1, int32_t *t) {
+    int64_t lt = lgv(lg, m->t[r]);
+    t[0] = (int32_t)(lgv(lg, c1) - lt);
+    t[1] = (int32_t)(lgv(lg, m->t[r] - c1) - lt);
+}
+
+/* which of a model's two terms (0: log P(1), 1: log P(0), -1: none) each joint symbol uses:
+ * sig, gt1, rest ("more than 2"), sign (w2mix.Snapshot.logp) */
+static const int8_t USE[4][7] = {{1, 0, 0, 0, 0, 0, 0},
+                                 {-1, 1, 1, 0, 0, 0, 0},
+                                 {-1, -1, -1, 1, 1, 0, 0},
+                                 {-1, 1, 0, 1, 0, 1, 0}};
+
+/* one model's share of the 7 logits: -((a_k * -L_k) >> A_SHIFT) + bias_k (w2mix.mix_rows) */
+static inline void share(const int32_t *A, const int32_t *t, int model, const int32_t *bias,
+                         int32_t *out) {
+    for (int k = 0; k < 7; k++) {
+        int u = USE[model][k];
+        int64_t L = u < 0 ? 0 : t[u];
+        out[k] = (int32_t)(-(((int64_t)A[k] * -L) >> A_SHIFT) + (bias ? bias[k] : 0));
+    }
+}
+
+/* the row: E[min(max(z) - z_k, EXP_N - 1)] as exact float64 integers (constriction
+ * normalizes them) */
+static inline void softmax_row(const int32_t *z0, const int32_t *z1, const int32_t *z2,
+                               const int32_t *z3, const int32_t *E, double *p) {
+    int32_t z[7], zmax;
+    for (int k = 0; k < 7; k++) z[k] = z0[k] + z1[k] + z2[k] + z3[k];
+    zmax = z[0];
+    for (int k = 1; k < 7; k++) zmax = z[k] > zmax ? z[k] : zmax;
+    for (int k = 0; k < 7; k++) {
+        uint32_t d = (uint32_t)(zmax - z[k]);
+        p[k] = (double)E[d < EXP_N - 1 ? d : EXP_N - 1];
+    }
+}
+
+/* one symbol's row, everything from the counts */
+static void mix_direct(const Models *self, int64_t a, int64_t g, int64_t r, int64_t s,
+                       double *p) {
+    const Model *S = &self->m[0], *G = &self->m[1], *R = &self->m[2], *N = &self->m[3];
+    const int32_t *lg = self->mt[4], *A = self->mt[3] + 7 * (a / (N_NQ * N_OQ));
+    int32_t t[8], z[4][7];
+    bin_terms(lg, S, a, S->c[2 * a + 1], t);
+    bin_terms(lg, G, g, G->c[2 * g + 1], t + 2);
+    bin_terms(lg, R, r, R->t[r] - R->c[(int64_t)REST_A * r], t + 4);
+    bin_terms(lg, N, s, N->c[2 * s + 1], t + 6);
+    share(A, t, 0, self->mt[0] + 7 * a, z[0]);
+    share(A, t + 2, 1, self->mt[1] + 7 * (g % 6), z[1]);
+    share(A, t + 4, 2, NULL, z[2]);
+    share(A, t + 6, 3, self->mt[2] + 7 * s, z[3]);
+    softmax_row(z[0], z[1], z[2], z[3], self->mt[5], p);
+}
+
+/* the mixed rows of n symbols. A call's symbols normally share one scale class (one band
+ * group and pass): then each model's share is tabulated once per context of the call; a
+ * symbol of another class, and short calls, take the direct path (the same integers). */
+static int mixed_rows(Models *self, const int64_t *sc, const int64_t *gc, const int64_t *rc,
+                      const int64_t *nc, Py_ssize_t n, double *p) {
+    const Model *S = &self->m[0], *G = &self->m[1], *R = &self->m[2], *N = &self->m[3];
+    const int32_t *lg = self->mt[4];
+    const int64_t per = N_NQ * N_OQ;
+    int64_t cls = -1;
+    int32_t *PS = self->terms, *PG = PS + 7 * per, *PR = PG + 7 * G->nctx, *PN = PR + 7 * R->nctx;
+    if (n >= 256 && ctx_ok(S, sc[0])) {
+        int32_t t[2];
+        cls = sc[0] / per;
+        const int32_t *A = self->mt[3] + 7 * cls;
+        for (int64_t c = 0; c < per; c++) {
+            int64_t a = cls * per + c;
+            bin_terms(lg, S, a, S->c[2 * a + 1], t);
+            share(A, t, 0, self->mt[0] + 7 * a, PS + 7 * c);
+        }
+        for (int64_t g = 0; g < G->nctx; g++) {
+            bin_terms(lg, G, g, G->c[2 * g + 1], t);
+            share(A, t, 1, self->mt[1] + 7 * (g % 6), PG + 7 * g);
+        }
+        for (int64_t r = 0; r < R->nctx; r++) {
+            bin_terms(lg, R, r, R->t[r] - R->c[(int64_t)REST_A * r], t);
+            share(A, t, 2, NULL, PR + 7 * r);
+        }
+        for (int64_t s = 0; s < N->nctx; s++) {
+            bin_terms(lg, N, s, N->c[2 * s + 1], t);
+            share(A, t, 3, self->mt[2] + 7 * s, PN + 7 * s);
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++, p += 7) {
+        int64_t a = sc[i];
+        if (!need(ctx_ok(S, a) && ctx_ok(G, gc[i]) && ctx_ok(R, rc[i]) && ctx_ok(N, nc[i]),
+                  "rows: context out of range"))
+            return -1;
+        if (a / per == cls)
+            softmax_row(PS + 7 * (a - cls * per), PG + 7 * gc[i], PR + 7 * rc[i], PN + 7 * nc[i],
+                        self->mt[5], p);
+        else
+            mix_direct(self, a, gc[i], rc[i], nc[i], p);
+    }
+    return 0;
+}
 
 /* rows(sig_ctx, g_ctx, r_ctx, s_ctx, out): probability rows of the 7 joint symbols, as
  * subband3._Tables.rows (the chain rule of the four models' count ratios). */
@@ -160,6 +336,11 @@ static PyObject *Models_rows(Models *self, PyObject *args) {
     Model *S = &self->m[0], *G = &self->m[1], *R = &self->m[2], *N = &self->m[3];
     const int64_t *sc = I64(b[0]), *gc = I64(b[1]), *rc = I64(b[2]), *nc = I64(b[3]);
     double *p = F64(b[4]);
+    if (self->mixing) {
+        if (mixed_rows(self, sc, gc, rc, nc, n, p) < 0) goto fail;
+        rel(b, 5);
+        Py_RETURN_NONE;
+    }
     for (Py_ssize_t i = 0; i < n; i++, p += 7) {
         int64_t a = sc[i], g = gc[i], r = rc[i], s = nc[i];
         if (!need(ctx_ok(S, a) && ctx_ok(G, g) && ctx_ok(R, r) && ctx_ok(N, s),
@@ -323,6 +504,7 @@ fail:
 
 static PyMethodDef Models_methods[] = {
     {"rows", (PyCFunction)Models_rows, METH_VARARGS, "joint-symbol probability rows"},
+    {"set_mixer", (PyCFunction)Models_set_mixer, METH_VARARGS, "format v4: mix the rows"},
     {"rest_rows", (PyCFunction)Models_rest_rows, METH_VARARGS, "rest rows of class-3 symbols"},
     {"adapt", (PyCFunction)Models_adapt, METH_VARARGS, "count coded symbols"},
     {NULL}};

@@ -66,9 +66,21 @@ class _Tables:
     def __init__(self, co: Coders) -> None:
         self.sig, self.gt1, self.sign = (_ratio(c, 1) for c in (co.sig, co.gt1, co.sign))
         self.more, self.rest_rows = _rest_tables(co)
+        self.mixer = getattr(co, "mixer", None)      # format v4: (w2mix.Mixer, quality bucket)
+        self.snap = None
+        if self.mixer is not None:
+            from .w2mix import Snapshot
+
+            self.snap = Snapshot(self.mixer[0], co)
 
     def rows(self, sig_ctx, g_ctx, r_ctx, s_ctx) -> np.ndarray:
-        """Per-symbol probability rows of the 7 joint symbols (chain rule of four models)."""
+        """Per-symbol probability rows of the 7 joint symbols (chain rule of four models;
+        format v4: mixed by the trained integer mixer, :mod:`gancomp.w2mix`)."""
+        if self.snap is not None:
+            from .w2mix import snapshot_rows
+
+            return snapshot_rows(self.mixer[0], self.mixer[1], self.snap, sig_ctx, g_ctx,
+                                 r_ctx, s_ctx)
         p1 = self.sig[sig_ctx]
         g1 = self.gt1[g_ctx]
         r1 = self.more[r_ctx]
@@ -327,11 +339,16 @@ def code_group(co: Coders, infos: list[BandInfo], qs: list[np.ndarray] | None = 
         cuts = np.arange(0, nr + rows_per, rows_per) * nc
         jcuts, qcuts = np.searchsorted(J, cuts), np.searchsorted(quiet, cuts)
         nz_idx, nz_val = [], []
+        rec = getattr(co, "mix_record", None)    # training data of the v4 mixer (w2mix)
         for t in range(len(cuts) - 1):
             if cuts[t] >= n:
                 break
             tb = _Tables(co)
             Q = quiet[qcuts[t]:qcuts[t + 1]]
+            if rec is not None and qv is not None:
+                rec(co, z[:, 0], qv[Q], J[jcuts[t]:jcuts[t + 1]].size and
+                    tuple(c[jcuts[t]:jcuts[t + 1]] for c in (sig_ctx, g_ctx, r_ctx, s_ctx)),
+                    qv[J[jcuts[t]:jcuts[t + 1]]])
             if Q.size:     # quiet: every context at its zero value, one fixed model
                 nzi, cls, m_, neg, rsym = _code_symbols(co, tb, z[2], tb.rows(*z),
                                                         None if qv is None else qv[Q], Q.size)

@@ -28,7 +28,7 @@ _FIVE = np.array([5], dtype=np.int32)      # a class-3 joint symbol (for the qui
 
 def usable(co: Coders) -> bool:
     """Whether the compiled path can code for ``co`` (built, enabled, not recording stats)."""
-    return accel.ENABLED and all(c.stats is None and c.halve_at == co.sig.halve_at and
+    return accel.ENABLED and getattr(co, "mix_record", None) is None and all(c.stats is None and c.halve_at == co.sig.halve_at and
                            c.increment == co.sig.increment for c in co.all)
 
 
@@ -91,6 +91,10 @@ def code_group(co: Coders, infos: list[BandInfo], qs: list[np.ndarray] | None = 
 
     cat = constriction.stream.model.Categorical
     M = _models(co)
+    mixer = getattr(co, "mixer", None)      # format v4: (w2mix.Mixer, quality bucket)
+    if mixer is not None:
+        mx, qb = mixer
+        M.set_mixer(*mx.fold(qb), mx.a, mx.lg, mx.exp)
     cv = Canvas(infos)
     h, w = cv.h, cv.w
     chroma, bcls = infos[0].chroma, infos[0].bcls

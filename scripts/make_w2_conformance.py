@@ -1,7 +1,8 @@
 """Write wavelet2's frozen conformance files (run once per format version, when it was frozen;
 never over existing files). v1: formats/conformance/wavelet2/wavelet2_*.gcz; v2 (``--v2``):
 formats/conformance/wavelet2_v2/, with the post-filter forced on two of the files; v3
-(``--v3``): formats/conformance/wavelet2_v3/. Each folder has its own manifest.json."""
+(``--v3``): formats/conformance/wavelet2_v3/; v4 (``--v4``, written as v4 whatever the default
+version): formats/conformance/wavelet2_v4/. Each folder has its own manifest.json."""
 import sys
 import hashlib
 import json
@@ -16,8 +17,9 @@ from gancomp import api
 ROOT = Path(__file__).resolve().parents[1]
 V2 = "--v2" in sys.argv[1:]
 V3 = "--v3" in sys.argv[1:]
-CONF = ROOT / "formats" / "conformance" / ("wavelet2_v3" if V3 else "wavelet2_v2" if V2
-                                           else "wavelet2")
+V4 = "--v4" in sys.argv[1:]
+CONF = ROOT / "formats" / "conformance" / ("wavelet2_v4" if V4 else "wavelet2_v3" if V3
+                                           else "wavelet2_v2" if V2 else "wavelet2")
 DATA = ROOT / "tests" / "data"
 
 
@@ -29,7 +31,22 @@ def main() -> None:
     gray = np.asarray(Image.open(DATA / "camera_gray_64.png").convert("L"))
     odd = np.asarray(Image.open(DATA / "chelsea_80x64.png").convert("RGB"))[:61, :79]
     alpha = (np.add.outer(np.arange(61), np.arange(79)) * 2 % 256).astype(np.uint8)
-    if V3:
+    if V4:
+        from gancomp.codecs import wavelet2
+
+        wavelet2.VERSION = 4
+        files = {
+            "wavelet2v4_rgb_q35.gcz": api.encode_array(rgb, "wavelet2", 35),
+            "wavelet2v4_rgb_q80_postfilter.gcz": api.encode_array(rgb, "wavelet2", 80,
+                                                                   postfilter=2),
+            "wavelet2v4_rgb_q5.gcz": api.encode_array(rgb, "wavelet2", 5),
+            "wavelet2v4_gray_q60.gcz": api.encode_array(gray, "wavelet2", 60),
+            "wavelet2v4_rgba_odd79x61_q25.gcz": api.encode_array(
+                np.dstack([odd, alpha]), "wavelet2", 25),
+        }
+        for name, data in files.items():
+            assert api.read_header(data).params["V"] == 4, name
+    elif V3:
         files = {
             "wavelet2v3_rgb_q35.gcz": api.encode_array(rgb, "wavelet2", 35),
             "wavelet2v3_rgb_q80_postfilter.gcz": api.encode_array(rgb, "wavelet2", 80,

@@ -12,11 +12,13 @@ per-plane Wiener post-filter (:mod:`gancomp.postfilter`). Version 3 (:mod:`ganco
 what the encoder writes) codes the LL bands, then per level the luma group (3 bands) and the
 chroma group (6 bands) each on one canvas, a pass of the whole group at a time, each
 coefficient as one joint symbol (zero, +-1, +-2, +-3 or more, then the rest), with its own
-trained starting counts; no sibling-orientation context. numpy + constriction only: no torch
-on the encode or decode path.
+trained starting counts; no sibling-orientation context. Version 4 is version 3 with each
+joint symbol's probabilities from a trained integer mixer (:mod:`gancomp.w2mix`) of the
+adaptive models' log-probabilities and context features: same values, fewer bytes. numpy +
+constriction only: no torch on the encode or decode path.
 
 Params: ``L`` levels, ``s`` step code, ``c`` chroma step code, ``r`` reconstruction offsets
-(int8 x 6 per channel); versions 2 and 3 add ``V`` (absent in version 1 files), and where the
+(int8 x 6 per channel); versions 2 to 4 add ``V`` (absent in version 1 files), and where the
 post-filter is on, ``f`` (bit mask of the filtered planes) and ``w`` (14 bytes per filtered
 plane, :func:`gancomp.postfilter.quantize`). One stream: the range-coded symbols + raw bits.
 """
@@ -62,11 +64,18 @@ FORMATS: dict[int, tuple[str, str, int]] = {
     2: ("wavelet2_priors.safetensors", _V1_SHA, 4096),
     3: ("wavelet2_priors_v3.safetensors",
         "7dd083c31e0a0d68e32e10eb849aabbdb3df5d3251361a7b587e8bb09c8a286b", 4096),
+    4: ("wavelet2_priors_v3.safetensors",
+        "7dd083c31e0a0d68e32e10eb849aabbdb3df5d3251361a7b587e8bb09c8a286b", 4096),
+}
+# v4 = v3 + the trained integer mixer of the joint-symbol rows (gancomp.w2mix; file + SHA-256,
+# trained by gancomp.train.w2mix). Part of the format.
+MIXERS: dict[int, tuple[str, str]] = {
+    4: ("wavelet2_mixer_v4.safetensors", "754d336ed799f3d91dff47812bea9de5e1432e86d15fdffb3d4857e86bd0f868"),
 }
 # v3's LL bands: fixed blocks of this many symbols, each coded with the counts at its start
 # (0: v1/v2's block-adaptive coder with early cuts); its detail bands: gancomp.subband3
-BLOCKS = {1: 0, 2: 0, 3: 4096}
-VERSION = 3                # what the encoder writes
+BLOCKS = {1: 0, 2: 0, 3: 4096, 4: 4096}
+VERSION = 4                # what the encoder writes
 _PRIORS: dict[int, dict[str, np.ndarray]] = {}
 
 
@@ -93,12 +102,27 @@ def load_priors(version: int = VERSION) -> dict[str, np.ndarray] | None:
     return _PRIORS[version]
 
 
-def make_coders(version: int | None = None, data: bytes | None = None, **kw: Any) -> Coders:
+def make_coders(version: int | None = None, data: bytes | None = None,
+                step_code: int | None = None, **kw: Any) -> Coders:
     """The context models of wavelet2 ``version`` (default: what the encoder writes; an
-    encoder, or a decoder of ``data``)."""
+    encoder, or a decoder of ``data``); from v4 on with the trained mixer, which needs the
+    ``step_code`` (its quality bucket; may be attached later by :func:`attach_mixer`)."""
     version = VERSION if version is None else version
-    return Coders(data, priors=load_priors(version), halve_at=FORMATS[version][2],
-                  block=BLOCKS[version], **kw)
+    co = Coders(data, priors=load_priors(version), halve_at=FORMATS[version][2],
+                block=BLOCKS[version], **kw)
+    if step_code is not None:
+        attach_mixer(co, version, step_code)
+    return co
+
+
+def attach_mixer(co: Coders, version: int, step_code: int) -> None:
+    """Give ``co`` the trained mixer of format ``version`` (v4 on; no-op before) for
+    ``step_code``, unless it has one."""
+    if version in MIXERS and getattr(co, "mixer", None) is None:
+        from .. import w2mix
+
+        name, sha = MIXERS[version]
+        co.mixer = (w2mix.load(DATA_DIR / name, sha), w2mix.quality_bucket(step_code))
 
 
 # BT.601 full-range YCbCr, as in JPEG; written out so no BLAS call can reorder sums.
@@ -211,7 +235,7 @@ def _planes(lls: list[np.ndarray], qbands, offs: np.ndarray, steps: "_Steps", le
 class Wavelet2Codec(Codec):
     name = "wavelet2"
     codec_id = 6
-    version = VERSION
+    version = max(FORMATS)     # the newest version this build decodes; files carry their own
     channels = (1, 3)
     description = ("CDF 9/7 wavelet, energy-weighted dead-zone quantizer, context-modelled "
                    "range coding (numpy only)")
@@ -279,6 +303,7 @@ class Wavelet2Codec(Codec):
         levels, coeffs, orig = analysed
         steps = _Steps(step_code, chroma_code, levels, c)
         co = coders if coders is not None else make_coders(version)
+        attach_mixer(co, version, step_code)
         offs_num = np.zeros(c * 6)
         offs_den = np.zeros(c * 6)
         if version >= 3:
@@ -318,7 +343,7 @@ class Wavelet2Codec(Codec):
                 if mask:
                     params["f"] = mask
                     params["w"] = codes
-        return Encoded(params, [co.finish()])
+        return Encoded(params, [co.finish()], version=version)
 
     @staticmethod
     def _code_v2(co: Coders, coeffs, steps: "_Steps", levels: int):
@@ -420,7 +445,7 @@ class Wavelet2Codec(Codec):
         offs = np.frombuffer(offs_b, dtype=np.int8).astype(np.float64) / 128.0
         steps = _Steps(step_code, chroma_code, levels, channels)
         ll_shape, det_shapes = dwt97.band_shapes(height, width, levels)
-        co = make_coders(version, streams[0])
+        co = make_coders(version, streams[0], step_code)
         if version >= 3:
             lls, qbands = self._code_v3(co, None, steps, levels, channels,
                                         decode_shapes=(ll_shape, det_shapes))
