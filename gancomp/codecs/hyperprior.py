@@ -207,7 +207,17 @@ def _synthesis(rt: "_Runtime", y_hat, ig, height: int, width: int, tile: int,
     cropped) so that no seam shows at tile edges. ``delta`` ((N+1, 12), ``--adapt``) adds a
     1x1 conv of g_s's last input features, pixel-shuffled: a refit of the last layer's centre
     taps per output phase plus a per-phase bias. With ``target`` ((H, W, 3) float, the padded
-    image) also return the normal equations (G, B) of that refit."""
+    image) also return the normal equations (G, B) of that refit. Runs on one torch thread:
+    with two, this machine's float32 convolutions gave other pixels (measured 2026-12-01 on an
+    AVX-512 EPYC), so a file must decode the same whatever the caller's thread count."""
+    from ..inversion import one_thread
+
+    with one_thread():   # float g_s: more threads split its sums differently (other pixels)
+        return _synthesis_1t(rt, y_hat, ig, height, width, tile, delta, target)
+
+
+def _synthesis_1t(rt: "_Runtime", y_hat, ig, height: int, width: int, tile: int,
+                  delta: np.ndarray | None, target: np.ndarray | None):
     import torch
     from torch.nn import functional as F
 
@@ -411,7 +421,9 @@ def _decode_layout1(rt: _Runtime, q100: int, tiles, streams, width: int, height:
     off = rt.scale_offset(q100)
     out = np.empty((height, width, 3), dtype=np.uint8)
     digest = hashlib.blake2b(digest_size=4)
-    with torch.no_grad():
+    from ..inversion import one_thread
+
+    with torch.no_grad(), one_thread():   # one thread: see _synthesis
         _, ig = rt.model.gains(t)
         for k, (y0, x0, th, tw) in enumerate(tiles):
             ph, pw = _padded(th), _padded(tw)
