@@ -133,7 +133,7 @@ def run(img_dir: str, *, images: int = 6, repeat: int = 3, codecs: list[tuple[st
                 r["bpp"].append(f.stat().st_size * 8 / (src.shape[0] * src.shape[1]))
                 r["psnr"].append(cmp.metrics.psnr(src, cmp.load_rgb(decoded)))
             echo(f"speed: {i + 1}/{len(paths)} {img.name}", file=sys.stderr)
-    rows = [[k, f"{np.median(v['enc_cpu']):.2f}", f"{np.median(v['dec_cpu']):.2f}",
+    rows = [[k, f"{np.median(v['enc_cpu']):.3f}", f"{np.median(v['dec_cpu']):.3f}",
              f"{np.median(v['enc']):.2f}", f"{np.median(v['dec']):.2f}",
              f"{np.mean(v['bpp']):.3f}", f"{np.mean(v['psnr']):.2f}"] for k, v in res.items()]
     md = [f"## Whole-process speed ({len(paths)} images of {Path(img_dir).name})", "",
