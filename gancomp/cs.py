@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .nn import one_thread
 from .nn.adam import Adam
 
 
@@ -43,7 +44,7 @@ def recover_generator(y: np.ndarray, a: np.ndarray, model=None, *, steps: int = 
     from . import inversion
 
     model = model or inversion.load_model()
-    with inversion.one_thread():
+    with one_thread():
         return _recover_generator(y, a, model, steps, restarts, lr, prior, seed)
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 
 from . import progress
 from .errors import InputError
+from .nn import one_thread
 from .nn.adam import Adam
 from .nn.faces import SIZE, Encoder, Generator, ssim_torch
 
@@ -113,18 +113,6 @@ def load_model(model_id: str | None = None, expect_sha256: str = "") -> FaceMode
             raise ModelError("no gan-inversion model is installed (see `gancomp models`)")
         model_id = m.id
     return _load_cached(model_id, expect_sha256)
-
-
-@contextmanager
-def one_thread():
-    """Run torch on one thread: the tensors here are tiny, and several OpenMP threads on a
-    busy machine spin against each other (measured: 78 s instead of 4 s per face)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def qstep(bits: int) -> float:

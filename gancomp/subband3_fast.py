@@ -28,8 +28,9 @@ _FIVE = np.array([5], dtype=np.int32)      # a class-3 joint symbol (for the qui
 
 def usable(co: Coders) -> bool:
     """Whether the compiled path can code for ``co`` (built, enabled, not recording stats)."""
-    return accel.ENABLED and getattr(co, "mix_record", None) is None and all(c.stats is None and c.halve_at == co.sig.halve_at and
-                           c.increment == co.sig.increment for c in co.all)
+    return accel.ENABLED and getattr(co, "mix_record", None) is None and \
+        all(c.stats is None and c.halve_at == co.sig.halve_at and c.increment == co.sig.increment
+            for c in co.all)
 
 
 def _models(co: Coders):

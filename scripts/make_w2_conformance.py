@@ -31,32 +31,18 @@ def main() -> None:
     gray = np.asarray(Image.open(DATA / "camera_gray_64.png").convert("L"))
     odd = np.asarray(Image.open(DATA / "chelsea_80x64.png").convert("RGB"))[:61, :79]
     alpha = (np.add.outer(np.arange(61), np.arange(79)) * 2 % 256).astype(np.uint8)
-    if V4:
+    if V3 or V4:
         from gancomp.codecs import wavelet2
 
-        wavelet2.VERSION = 4
-        files = {
-            "wavelet2v4_rgb_q35.gcz": api.encode_array(rgb, "wavelet2", 35),
-            "wavelet2v4_rgb_q80_postfilter.gcz": api.encode_array(rgb, "wavelet2", 80,
-                                                                   postfilter=2),
-            "wavelet2v4_rgb_q5.gcz": api.encode_array(rgb, "wavelet2", 5),
-            "wavelet2v4_gray_q60.gcz": api.encode_array(gray, "wavelet2", 60),
-            "wavelet2v4_rgba_odd79x61_q25.gcz": api.encode_array(
-                np.dstack([odd, alpha]), "wavelet2", 25),
-        }
+        v = 4 if V4 else 3
+        wavelet2.VERSION = v        # written as this version whatever the default
+        cases = {"rgb_q35": (rgb, 35, {}), "rgb_q80_postfilter": (rgb, 80, {"postfilter": 2}),
+                 **({"rgb_q5": (rgb, 5, {})} if v == 4 else {}),
+                 "gray_q60": (gray, 60, {}), "rgba_odd79x61_q25": (np.dstack([odd, alpha]), 25, {})}
+        files = {f"wavelet2v{v}_{k}.gcz": api.encode_array(img, "wavelet2", q, **kw)
+                 for k, (img, q, kw) in cases.items()}
         for name, data in files.items():
-            assert api.read_header(data).params["V"] == 4, name
-    elif V3:
-        files = {
-            "wavelet2v3_rgb_q35.gcz": api.encode_array(rgb, "wavelet2", 35),
-            "wavelet2v3_rgb_q80_postfilter.gcz": api.encode_array(rgb, "wavelet2", 80,
-                                                                   postfilter=2),
-            "wavelet2v3_gray_q60.gcz": api.encode_array(gray, "wavelet2", 60),
-            "wavelet2v3_rgba_odd79x61_q25.gcz": api.encode_array(
-                np.dstack([odd, alpha]), "wavelet2", 25),
-        }
-        for name, data in files.items():
-            assert api.read_header(data).params["V"] == 3, name
+            assert api.read_header(data).params["V"] == v, name
     elif V2:
         files = {
             "wavelet2v2_rgb_q40_postfilter.gcz": api.encode_array(rgb, "wavelet2", 40,

@@ -143,7 +143,8 @@ def run(img_dir: str, *, images: int = 6, repeat: int = 3, codecs: list[tuple[st
           "the table gives the median over images of the per-image median, in seconds: CPU "
           "time of the whole process (user + sys, from getrusage of the children) and wall "
           "time. Python bytecode is cached as after a normal install (one untimed warm-up run "
-          "of every command first). OMP_NUM_THREADS=1, one thread everywhere. The machine is shared, so wall "
+          "of every command first). OMP_NUM_THREADS=1, one thread everywhere. The machine is "
+          "shared, so wall "
           "times are noisy (judge on CPU time); the contenders ran interleaved, each repeat "
           "running all of them on the same image.", "",
           cmp.markdown_table(["command", "encode CPU s", "decode CPU s", "encode wall s",

@@ -210,7 +210,7 @@ def _synthesis(rt: "_Runtime", y_hat, ig, height: int, width: int, tile: int,
     image) also return the normal equations (G, B) of that refit. Runs on one torch thread:
     with two, this machine's float32 convolutions gave other pixels (measured 2026-12-01 on an
     AVX-512 EPYC), so a file must decode the same whatever the caller's thread count."""
-    from ..inversion import one_thread
+    from ..nn import one_thread
 
     with one_thread():   # float g_s: more threads split its sums differently (other pixels)
         return _synthesis_1t(rt, y_hat, ig, height, width, tile, delta, target)
@@ -421,7 +421,7 @@ def _decode_layout1(rt: _Runtime, q100: int, tiles, streams, width: int, height:
     off = rt.scale_offset(q100)
     out = np.empty((height, width, 3), dtype=np.uint8)
     digest = hashlib.blake2b(digest_size=4)
-    from ..inversion import one_thread
+    from ..nn import one_thread
 
     with torch.no_grad(), one_thread():   # one thread: see _synthesis
         _, ig = rt.model.gains(t)
